@@ -1,0 +1,1 @@
+"""Network families: `stylegan2` (generator and discriminator)."""

@@ -1,0 +1,29 @@
+"""Equalised-learning-rate dense layer: stylegan2-ada-pytorch `FullyConnectedLayer` (spec stylegan2.md §1.1).
+
+The weight is stored divided by `lr_multiplier` and scaled by `lr_multiplier / sqrt(in_features)` at run time;
+the bias is scaled by `lr_multiplier`. So the forward depends on `lr_multiplier`, which converters read from the
+checkpoint's constructor arguments.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgan.ops.bias_act import bias_act
+
+
+class FullyConnected(nnx.Module):
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, activation: str = "linear",
+                 lr_multiplier: float = 1.0, bias_init: float = 0.0, rngs: nnx.Rngs):
+        self.activation = activation
+        self.weight_gain = float(lr_multiplier / np.sqrt(in_features))
+        self.bias_gain = float(lr_multiplier)
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (out_features, in_features)) / lr_multiplier)
+        self.bias = nnx.Param(jnp.full((out_features,), bias_init, jnp.float32)) if bias else None
+
+    def __call__(self, x):
+        """x: [..., in_features] -> [..., out_features]."""
+        x = x @ (self.weight[...] * self.weight_gain).T
+        b = None if self.bias is None else self.bias[...] * self.bias_gain
+        return bias_act(x, b, act=self.activation)

@@ -1,0 +1,102 @@
+"""2-D convolution with optional up/downsampling, as stylegan2-ada-pytorch's `torch_utils/ops/conv2d_resample.py`.
+
+Follows ../shared/specs/stylegan2.md §1.1 (`conv2d_resample` fast paths) and §4.5 items 1-3 (correlation versus
+convolution, the transposed convolution for up=2, padding that is never 'SAME'). The same fast path as the
+official code is taken for every case, so results agree to float32 rounding, not just in expectation.
+
+`x` is NHWC; `w` keeps the PyTorch layout [out, in, kh, kw] so converted weights need no transposes.
+"""
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgan.ops.upfirdn2d import Padding, _parse_padding, _parse_scaling, filter_size, upfirdn2d
+
+_DIMS = ("NHWC", "OIHW", "NHWC")
+
+
+def _conv2d(x, w, stride=1, padding=(0, 0), transpose=False, flip_weight=True):
+    """torch `conv2d` / `conv_transpose2d` (the official `_conv2d_wrapper`) for NHWC `x` and OIHW `w`.
+
+    `padding` is (py, px) as in torch. `flip_weight=True` is correlation, as torch's conv2d; for the transposed
+    case the weight is [O, I] here (the official code transposes it to [I, O] before `conv_transpose2d`).
+    """
+    py, px = padding
+    kh, kw = w.shape[2], w.shape[3]
+    w = w.astype(x.dtype)
+    if not transpose:
+        if not flip_weight:
+            w = jnp.flip(w, axis=(2, 3))
+        return lax.conv_general_dilated(
+            x, w, window_strides=(stride, stride), padding=((py, py), (px, px)), dimension_numbers=_DIMS)
+    # conv_transpose2d(x, w_io, stride s, padding p) == correlation of the s-dilated input, padded by k-1-p,
+    # with the spatially flipped weight in [O, I] layout.
+    if flip_weight:
+        w = jnp.flip(w, axis=(2, 3))
+    return lax.conv_general_dilated(
+        x, w, window_strides=(1, 1), padding=((kh - 1 - py, kh - 1 - py), (kw - 1 - px, kw - 1 - px)),
+        lhs_dilation=(stride, stride), dimension_numbers=_DIMS)
+
+
+def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding = 0, flip_weight: bool = True):
+    """Convolve NHWC `x` with OIHW `w`, upsampling by `up` and downsampling by `down` with the FIR filter `f`.
+
+    `padding` is relative to the upsampled image, as in the official op.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    fw, fh = filter_size(f)
+    up, _ = _parse_scaling(up)
+    down, _ = _parse_scaling(down)
+    px0, px1, py0, py1 = _parse_padding(padding)
+
+    # Fold the resampling padding into the convolution padding.
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+
+    # 1x1 kernel with downsampling only: downsample first, then convolve (4x fewer MACs).
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=False)
+        return _conv2d(x, w, flip_weight=flip_weight)
+
+    # 1x1 kernel with upsampling only: convolve first, then upsample.
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = _conv2d(x, w, flip_weight=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2)
+
+    # Downsampling only: FIR filter, then a strided convolution.
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1])
+        return _conv2d(x, w, stride=down, flip_weight=flip_weight)
+
+    # Upsampling (and optional downsampling): a strided transposed convolution, then the FIR filter.
+    if up > 1:
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv2d(x, w, stride=up, padding=(pyt, pxt), transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down)
+        return x
+
+    # No resampling, symmetric non-negative padding: a plain convolution.
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return _conv2d(x, w, padding=(py0, px0), flip_weight=flip_weight)
+
+    # General case (asymmetric or negative padding).
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2)
+    x = _conv2d(x, w, flip_weight=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down)
+    return x

@@ -1,0 +1,49 @@
+"""Modulated 3x3 / 1x1 convolution with optional demodulation, as stylegan2-ada-pytorch's `modulated_conv2d`.
+
+Follows ../shared/specs/stylegan2.md §1.1 (`modulated_conv2d`) and §1.6. Two exactly equivalent forms:
+
+- fused: per-sample weights `w[n] = weight * styles[n]` (times the demodulation coefficients), one convolution per
+  sample. Written as a `jax.vmap` of the single-sample convolution, which XLA lowers to a grouped convolution.
+- unfused (default): modulate the activations, convolve with the one shared weight, scale the outputs. Same
+  numbers to float32 rounding; on CPU XLA's grouped convolution is several times slower than a plain one, and on
+  GPU the shared weight avoids materialising N copies of it.
+
+Only fp32 is implemented (the official fp16 path is compared against with `force_fp32=True`, spec §1.4), so the
+fp16 pre-normalisation is not needed.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxgan.ops.conv2d_resample import conv2d_resample
+from jaxgan.ops.upfirdn2d import Padding
+
+
+def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, padding: Padding = 0,
+                     resample_filter=None, demodulate: bool = True, flip_weight: bool = True, fused: bool = False):
+    """x: [N, H, W, I]; weight: [O, I, kh, kw]; styles: [N, I]; noise: broadcastable to the output [N, H', W', O].
+
+    Demodulation divides each output channel by `sqrt(sum(w**2) + 1e-8)` of its modulated weight; noise is added
+    after it, as the official code does.
+    """
+    w = dcoefs = None
+    if demodulate or fused:
+        w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, kh, kw]
+    if demodulate:
+        dcoefs = jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(2, 3, 4)) + 1e-8)  # [N, O]
+
+    def conv(inputs, kernel):
+        return conv2d_resample(inputs, kernel, f=resample_filter, up=up, down=down, padding=padding,
+                               flip_weight=flip_weight)
+
+    if fused:
+        if demodulate:
+            w = w * dcoefs[:, :, None, None, None]
+        x = jax.vmap(lambda xi, wi: conv(xi[None], wi)[0])(x, w)
+    else:
+        x = conv(x * styles[:, None, None, :].astype(x.dtype), weight)
+        if demodulate:
+            x = x * dcoefs[:, None, None, :].astype(x.dtype)
+    if noise is not None:
+        x = x + noise.astype(x.dtype)
+    return x
