@@ -1,0 +1,5 @@
+"""`python -m jaxgan` is the `jaxgan` command."""
+
+from jaxgan.cli import main
+
+main()

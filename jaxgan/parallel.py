@@ -1,0 +1,63 @@
+"""Run independent problems on all local devices: a 1-D ('data',) mesh and `jax.shard_map`.
+
+Follows ../shared/specs/jax_ecosystem.md §3.2: shared inputs (network weights) are replicated with `P()`, the
+leading problem axis is split with `P('data')`, and each device runs the single-device program on its local
+problems. No collectives are needed. The problem count is padded to a multiple of the device count (padding rows
+repeat the last problem and are dropped from the result), so any count runs and one compiled shape serves all.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over `devices` (default: all local devices). The axis type is explicit, never a JAX default."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Explicit,), devices=devices)
+
+
+def pad_problems(batched, multiple: int):
+    """Pad every leaf's leading axis to a multiple of `multiple` by repeating its last row; returns (padded, n)."""
+    sizes = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(batched)}
+    if len(sizes) != 1:
+        raise ValueError(f"batched inputs disagree on the problem count: {sorted(sizes)}")
+    n = sizes.pop()
+    extra = -n % multiple
+    if extra == 0:
+        return batched, n
+
+    def pad(leaf):
+        tail = np.repeat(np.asarray(leaf[-1:]), extra, axis=0) if not _is_key(leaf) else _repeat_keys(leaf, extra)
+        return jax.numpy.concatenate([leaf, tail], axis=0)
+    return jax.tree_util.tree_map(pad, batched), n
+
+
+def _is_key(leaf) -> bool:
+    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
+
+
+def _repeat_keys(keys, extra: int):
+    return jax.numpy.repeat(keys[-1:], extra, axis=0)
+
+
+def replicate(tree, mesh: Mesh):
+    """Place a pytree (e.g. network weights) on every device of `mesh`; a no-op if it already is."""
+    return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def shard_problems(per_device_fn, mesh: Mesh):
+    """jit(shard_map(per_device_fn)): `per_device_fn(shared, batched)` sees the local slice of `batched` (a pytree
+    whose leaves share a leading problem axis divisible by the device count) and the whole of `shared`.
+
+    The mesh is explicit, so inputs are placed with their shardings first (shard_map does not reshard silently).
+    """
+    mapped = jax.jit(jax.shard_map(per_device_fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(DATA_AXIS)))
+    split = NamedSharding(mesh, P(DATA_AXIS))
+
+    def run(shared, batched):
+        return mapped(replicate(shared, mesh), jax.device_put(batched, split))
+    return run

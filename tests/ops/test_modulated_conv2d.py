@@ -1,0 +1,58 @@
+"""modulated_conv2d: fused (per-sample grouped) and unfused (shared weight) forms against a per-sample numpy loop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan.ops.modulated_conv2d import modulated_conv2d
+from jaxgan.ops.upfirdn2d import setup_filter
+from tests.ops.test_conv2d_resample import naive_conv2d, naive_conv_transpose2d
+from tests.ops.test_upfirdn2d import naive_upfirdn2d
+
+
+@pytest.fixture
+def data():
+    k = jax.random.split(jax.random.key(7), 4)
+    x = np.asarray(jax.random.normal(k[0], (3, 5, 5, 4)), np.float64)
+    weight = np.asarray(jax.random.normal(k[1], (6, 4, 3, 3)), np.float64)
+    styles = np.asarray(jax.random.normal(k[2], (3, 4)), np.float64) + 1
+    noise = np.asarray(jax.random.normal(k[3], (1, 5, 5, 1)), np.float64)
+    return x, weight, styles, noise
+
+
+def naive_modconv(x, weight, styles, noise, demodulate, up):
+    outs = []
+    for n in range(x.shape[0]):
+        w = weight * styles[n][None, :, None, None]
+        if demodulate:
+            w = w / np.sqrt(np.sum(w ** 2, axis=(1, 2, 3), keepdims=True) + 1e-8)
+        if up == 1:
+            y = naive_conv2d(x[n: n + 1], w, pad=1)
+        else:
+            y = naive_upfirdn2d(naive_conv_transpose2d(x[n: n + 1], w.transpose(1, 0, 2, 3), 2),
+                                setup_filter([1, 3, 3, 1]), 1, 1, (1, 1, 1, 1), gain=4.0)
+        outs.append(y)
+    out = np.concatenate(outs)
+    return out if noise is None else out + noise
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modconv_matches_per_sample_loop(data, fused, demodulate):
+    x, weight, styles, noise = data
+    got = modulated_conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(weight, jnp.float32),
+                           jnp.asarray(styles, jnp.float32), noise=jnp.asarray(noise, jnp.float32), padding=1,
+                           demodulate=demodulate, fused=fused)
+    np.testing.assert_allclose(np.asarray(got), naive_modconv(x, weight, styles, noise, demodulate, 1),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_modconv_up2_matches_per_sample_loop(data, fused):
+    x, weight, styles, _ = data
+    got = modulated_conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(weight, jnp.float32),
+                           jnp.asarray(styles, jnp.float32), up=2, padding=1,
+                           resample_filter=setup_filter([1, 3, 3, 1]), flip_weight=False, fused=fused)
+    assert got.shape == (3, 10, 10, 6)
+    np.testing.assert_allclose(np.asarray(got), naive_modconv(x, weight, styles, None, True, 2), rtol=1e-4, atol=1e-4)
