@@ -42,7 +42,8 @@ def detect_kind(path: Path) -> str:
 
 
 def _json_safe(value):
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    """numpy scalars and arrays become numbers and lists; anything else JSON cannot hold becomes its repr."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
 
 
 def convert_file(src, dst, kind: str = "auto") -> Path:

@@ -137,8 +137,8 @@ def convert_rosinality(path) -> tuple[dict[str, SplitModel], dict]:
     if not isinstance(data, dict) or "g_ema" not in data:
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise ConversionError(f"{path}: expected a rosinality checkpoint with 'g_ema', found {found}")
-    args = data.get("args")
-    lr_mlp = float(getattr(args, "lr_mlp", 0.01) or 0.01)
+    args = data.get("args")  # argparse.Namespace in training checkpoints; some tools save it as a dict
+    lr_mlp = float((args.get("lr_mlp") if isinstance(args, dict) else getattr(args, "lr_mlp", None)) or 0.01)
     g = dict(data["g_ema"])
     cfg = generator_config(g, lr_mlp)
     tensors = map_keys(g, generator_key_map())

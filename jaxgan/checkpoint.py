@@ -77,11 +77,15 @@ def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = Non
                 checkpointer.save(tmp / STATE_DIR / name, subtree)
             checkpointer.wait_until_finished()  # surface background save errors here, not never
         (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)  # atomic on one filesystem: the checkpoint appears complete or not at all
 
 
 def read_sidecar(path) -> dict:

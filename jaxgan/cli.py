@@ -190,7 +190,7 @@ def generate(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, cl
             raise ValueError(f"--trunc-cutoff {truncation_cutoff} exceeds num_ws {cfg.num_ws}")
         ids = seed_list if seed_list is not None else list(range(count))
         base = jax.random.key(noise_seed)
-        keys = jax.numpy.stack([jax.random.fold_in(base, i) for i in ids])
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.asarray(ids, np.uint32))
         options = sampling.GenerationOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                                              noise_mode=noise_mode, fused_modconv=fused_modconv)
         outdir.mkdir(parents=True, exist_ok=True)

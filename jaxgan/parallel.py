@@ -7,7 +7,6 @@ repeat the last problem and are dropped from the result), so any count runs and 
 """
 
 import jax
-import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -30,18 +29,10 @@ def pad_problems(batched, multiple: int):
     if extra == 0:
         return batched, n
 
-    def pad(leaf):
-        tail = np.repeat(np.asarray(leaf[-1:]), extra, axis=0) if not _is_key(leaf) else _repeat_keys(leaf, extra)
-        return jax.numpy.concatenate([leaf, tail], axis=0)
+    def pad(leaf):  # jnp.repeat handles typed PRNG key arrays as well as numbers
+        leaf = jax.numpy.asarray(leaf)
+        return jax.numpy.concatenate([leaf, jax.numpy.repeat(leaf[-1:], extra, axis=0)], axis=0)
     return jax.tree_util.tree_map(pad, batched), n
-
-
-def _is_key(leaf) -> bool:
-    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
-
-
-def _repeat_keys(keys, extra: int):
-    return jax.numpy.repeat(keys[-1:], extra, axis=0)
 
 
 def replicate(tree, mesh: Mesh):

@@ -33,10 +33,6 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
-def default_gain(act: str) -> float:
-    return activation_spec(act).def_gain
-
-
 def activation_spec(act: str) -> Activation:
     try:
         return ACTIVATIONS[act]

@@ -1,0 +1,154 @@
+"""The `jaxgan` command end to end on the official fixtures: convert, generate, PNG parity, refusals."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from jaxgan.cli import main, parse_seeds
+from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+
+ATOL = 1e-4
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def pkl_checkpoint(tmp_path_factory):
+    dst = tmp_path_factory.mktemp("ck") / "sg2ada"
+    result = run("convert", fixture_path("sg2ada_res64.pkl"), dst)
+    assert result.exit_code == 0, result.output
+    assert "G: stylegan2-generator 64x64" in result.output and "D: stylegan2-discriminator" in result.output
+    return dst
+
+
+def official_uint8(images_nhwc):
+    """generate.py's conversion of the float reference."""
+    return np.clip(images_nhwc * np.float32(127.5) + np.float32(128), 0, 255).astype(np.uint8)
+
+
+def assert_png_matches_official(png, reference_float):
+    """Identical to the official uint8 conversion, except where the float reference lies within the float32
+    tolerance (1e-4, i.e. 0.0128 grey levels) of a quantisation boundary: there truncation of an O(1e-6) rounding
+    difference may go either way, and only by one level."""
+    got = np.asarray(Image.open(png)).astype(int)
+    want = official_uint8(reference_float).astype(int)
+    scaled = reference_float.astype(np.float64) * 127.5 + 128
+    near_boundary = np.abs(scaled - np.round(scaled)) <= ATOL * 127.5
+    differ = got != want
+    assert not np.any(differ & ~near_boundary), f"{png.name}: pixels differ away from a rounding boundary"
+    assert np.all(np.abs(got - want)[differ] == 1)
+    return int(differ.sum())
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,12") == [0, 1, 2, 3, 12]
+    for bad in ("", "a", "-1", "3-x"):
+        with pytest.raises(Exception):
+            parse_seeds(bad)
+
+
+def test_convert_then_generate_seeds_writes_pngs_grid_and_raw(pkl_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    result = run("generate", pkl_checkpoint, "--seeds", "0-3", "--outdir", out, "--grid", "--raw", out / "raw.npy")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "raw.npy", "seed0000.png", "seed0001.png",
+                                                     "seed0002.png", "seed0003.png"]
+    raw = np.load(out / "raw.npy")
+    assert raw.shape == (4, 64, 64, 3) and raw.dtype == np.float32
+    for seed in range(4):  # each PNG is exactly the official conversion of the raw output
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"seed{seed:04d}.png")), official_uint8(raw[seed]))
+    assert Image.open(out / "grid.png").size == (128, 128)
+
+
+def test_generate_from_ws_matches_official_images_and_pngs(pkl_checkpoint, tmp_path):
+    data, _ = load_fixture("sg2ada_G_res64.npz")
+    np.save(tmp_path / "ws.npy", data["out/ws_psi1"])
+    out = tmp_path / "out"
+    result = run("generate", pkl_checkpoint, "--ws", tmp_path / "ws.npy", "--outdir", out, "--raw", tmp_path / "r.npy")
+    assert result.exit_code == 0, result.output
+    reference = nchw_to_nhwc(data["out/img_const"])
+    assert np.abs(np.load(tmp_path / "r.npy") - reference).max() <= ATOL
+    boundary_pixels = sum(assert_png_matches_official(out / f"img{i:04d}.png", reference[i]) for i in range(4))
+    assert boundary_pixels <= 10  # measured: 3 of 49152 values
+
+
+def test_generate_from_z_with_truncation_matches_official(pkl_checkpoint, tmp_path):
+    data, _ = load_fixture("sg2ada_G_res64.npz")
+    np.save(tmp_path / "z.npy", data["in/z"])
+    np.save(tmp_path / "ws.npy", data["out/ws_psi05_cut2"])
+    args = ["--outdir", tmp_path / "a", "--trunc", "0.5", "--trunc-cutoff", "2", "--raw", tmp_path / "a.npy"]
+    assert run("generate", pkl_checkpoint, "--z", tmp_path / "z.npy", *args).exit_code == 0
+    assert run("generate", pkl_checkpoint, "--ws", tmp_path / "ws.npy", "--outdir", tmp_path / "b",
+               "--raw", tmp_path / "b.npy").exit_code == 0
+    assert np.abs(np.load(tmp_path / "a.npy") - np.load(tmp_path / "b.npy")).max() <= ATOL
+
+
+def test_rosinality_pt_converts_and_generates(tmp_path):
+    data, _ = load_fixture("rosinality_G_res64.npz")
+    assert run("convert", fixture_path("rosinality_G_res64.pt"), tmp_path / "ck").exit_code == 0
+    np.save(tmp_path / "w.npy", data["in/w"])  # (N, w_dim): broadcast to every layer
+    result = run("generate", tmp_path / "ck", "--ws", tmp_path / "w.npy", "--outdir", tmp_path / "out",
+                 "--raw", tmp_path / "raw.npy")
+    assert result.exit_code == 0, result.output
+    assert np.abs(np.load(tmp_path / "raw.npy") - nchw_to_nhwc(data["out/img_from_w"])).max() <= ATOL
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "exactly one of --seeds, --z, --ws"),
+    (["--seeds", "x"], "is not a seed list"),
+    (["--seeds", "0", "--class", "1"], "unconditional"),
+    (["--seeds", "0", "--trunc-cutoff", "99"], "exceeds num_ws"),
+])
+def test_generate_rejects_bad_input_with_one_line(pkl_checkpoint, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["generate", str(pkl_checkpoint), "--outdir", str(tmp_path / "o"), *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_generate_on_a_non_checkpoint_directory(tmp_path):
+    result = CliRunner().invoke(main, ["generate", str(tmp_path), "--seeds", "0", "--outdir", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "not a jaxgan checkpoint" in result.output
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_nothing_changes(tmp_path):
+    marker = tmp_path / "pwned"
+    src = tmp_path / "evil.pkl"
+    src.write_bytes(pickle.dumps({"G_ema": _Exploit(marker)}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(main, ["convert", str(src), str(tmp_path / "ck")])
+    assert result.exit_code == 1
+    assert "system" in result.output and "not on the allow-list" in result.output
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no checkpoint, no partial directory
+
+
+def test_truncated_pickle_is_refused(tmp_path):
+    src = tmp_path / "cut.pkl"
+    src.write_bytes(fixture_path("sg2ada_res64.pkl").read_bytes()[:100_000])
+    result = CliRunner().invoke(main, ["convert", str(src), str(tmp_path / "ck")])
+    assert result.exit_code == 1 and "cut.pkl" in result.output
+    assert not (tmp_path / "ck").exists()
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "jaxgan", "generate", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "--seeds" in result.stdout and "--noise-mode" in result.stdout
