@@ -13,14 +13,12 @@ from pathlib import Path
 from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.stylegan2_pkl import convert_pickle
-from checkpoints_convert.torch_reader import CheckpointError
+from checkpoints_convert.torch_reader import CheckpointError, sniff_format
 from jaxgan.checkpoint import save_checkpoint
 
 CONVERTER_VERSION = "1.0"
 KINDS = ("auto", "stylegan2-ada", "rosinality")
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality}
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 def sha256_of(path: Path) -> str:
@@ -32,11 +30,10 @@ def sha256_of(path: Path) -> str:
 
 
 def detect_kind(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(32)
-    if head.startswith(_ZIP_MAGIC) or (head[:1] == b"\x80" and _LEGACY_TORCH_MAGIC in head):
+    fmt = sniff_format(path)
+    if fmt in ("torch-zip", "torch-legacy"):
         return "rosinality"
-    if head[:1] == b"\x80":
+    if fmt == "pickle":
         return "stylegan2-ada"
     raise CheckpointError(f"{path}: neither a PyTorch checkpoint (.pt/.pth) nor a network pickle (.pkl)")
 

@@ -43,6 +43,7 @@ __all__ = [
     "PersistentObject",
     "load_torch_file",
     "load_network_pickle",
+    "sniff_format",
 ]
 
 
@@ -627,6 +628,21 @@ def _errors_naming(label):
         raise CheckpointError(
             _one_line(f"cannot read {label}: corrupt or truncated file ({type(exc).__name__}: {exc})")
         ) from exc
+
+
+def sniff_format(path) -> str:
+    """'torch-zip', 'torch-legacy' (both torch.save files), 'pickle' (e.g. a network .pkl) or 'unknown'.
+
+    Looks at the first bytes and opcodes only; nothing is unpickled.
+    """
+    with open(path, "rb") as stream:
+        head = stream.read(len(_ZIP_MAGIC))
+        stream.seek(0)
+        if head == _ZIP_MAGIC:
+            return "torch-zip"
+        if head[:1] == b"\x80":
+            return "torch-legacy" if _starts_with_legacy_magic(stream) else "pickle"
+    return "unknown"
 
 
 def load_torch_file(path) -> object:
