@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -52,7 +53,7 @@ def assert_png_matches_official(png, reference_float):
 def test_parse_seeds():
     assert parse_seeds("0-3,12") == [0, 1, 2, 3, 12]
     for bad in ("", "a", "-1", "3-x"):
-        with pytest.raises(Exception):
+        with pytest.raises(click.BadParameter):
             parse_seeds(bad)
 
 
