@@ -36,10 +36,6 @@ def _require(where: str, value, expected, what: str):
         raise ConversionError(f"{where}: {what}={value!r} is not supported (only {expected!r})")
 
 
-def _resolutions(img_resolution: int) -> tuple[int, ...]:
-    return tuple(2 ** i for i in range(2, int(np.log2(img_resolution)) + 1))
-
-
 def generator_config(init_kwargs: dict) -> GeneratorConfig:
     """GeneratorConfig from a stylegan2-ada Generator's init_kwargs (synthesis kwargs nested or, stylegan3-repo
     style, flat at the top level)."""
@@ -59,7 +55,7 @@ def generator_config(init_kwargs: dict) -> GeneratorConfig:
     return GeneratorConfig(
         z_dim=int(kw["z_dim"]), c_dim=int(kw["c_dim"]), w_dim=int(kw["w_dim"]), img_resolution=img_resolution,
         img_channels=int(kw["img_channels"]),
-        channels=channels_by_resolution(_resolutions(img_resolution), int(synthesis.get("channel_base", 32768)),
+        channels=channels_by_resolution(img_resolution, int(synthesis.get("channel_base", 32768)),
                                         int(synthesis.get("channel_max", 512))),
         mapping_layers=int(mapping.get("num_layers", 8)),
         mapping_lr_multiplier=float(mapping.get("lr_multiplier", 0.01)),
@@ -86,7 +82,7 @@ def discriminator_config(init_kwargs: dict) -> DiscriminatorConfig:
     img_resolution = int(kw["img_resolution"])
     return DiscriminatorConfig(
         c_dim=int(kw["c_dim"]), img_resolution=img_resolution, img_channels=int(kw["img_channels"]),
-        channels=channels_by_resolution(_resolutions(img_resolution), int(kw.get("channel_base", 32768)),
+        channels=channels_by_resolution(img_resolution, int(kw.get("channel_base", 32768)),
                                         int(kw.get("channel_max", 512))),
         architecture=kw.get("architecture", "resnet"), conv_clamp=kw.get("conv_clamp"), cmap_dim=kw.get("cmap_dim"),
         mbstd_group_size=epilogue.get("mbstd_group_size", 4),

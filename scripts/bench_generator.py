@@ -14,7 +14,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 from jaxgan.checkpoint import load_checkpoint
 from jaxgan.models import stylegan2
@@ -38,10 +37,9 @@ def parse_args():
 def build_generator(args):
     if args.checkpoint:
         return load_checkpoint(args.checkpoint, names=("G",))[0]["G"]
-    resolutions = tuple(2 ** i for i in range(2, int(np.log2(args.resolution)) + 1))
     cfg = stylegan2.GeneratorConfig(
         z_dim=args.z_dim, c_dim=0, w_dim=args.z_dim, img_resolution=args.resolution, img_channels=3,
-        channels=stylegan2.channels_by_resolution(resolutions, args.channel_base, args.channel_max),
+        channels=stylegan2.channels_by_resolution(args.resolution, args.channel_base, args.channel_max),
         conv_clamp=args.conv_clamp)
     return stylegan2.init_generator(cfg, jax.random.key(0))
 

@@ -37,9 +37,14 @@ def torch_lerp(start, end, weight):
     return jnp.where(weight < 0.5, start + weight * diff, end - diff * (1 - weight))
 
 
-def channels_by_resolution(resolutions, channel_base: int, channel_max: int) -> tuple[int, ...]:
-    """Official channel rule `min(channel_base // res, channel_max)`, one entry per resolution."""
-    return tuple(min(channel_base // res, channel_max) for res in resolutions)
+def resolutions_up_to(img_resolution: int) -> tuple[int, ...]:
+    """4, 8, ..., img_resolution: the synthesis blocks, and the discriminator's blocks plus its 4x4 epilogue."""
+    return tuple(2 ** i for i in range(2, _log2_resolution(img_resolution) + 1))
+
+
+def channels_by_resolution(img_resolution: int, channel_base: int, channel_max: int) -> tuple[int, ...]:
+    """Official channel rule `min(channel_base // res, channel_max)` for res = 4, 8, ..., img_resolution."""
+    return tuple(min(channel_base // res, channel_max) for res in resolutions_up_to(img_resolution))
 
 
 def _log2_resolution(resolution: int) -> int:
@@ -97,7 +102,7 @@ class GeneratorConfig:
 
     @property
     def block_resolutions(self) -> tuple[int, ...]:
-        return tuple(2 ** i for i in range(2, _log2_resolution(self.img_resolution) + 1))
+        return resolutions_up_to(self.img_resolution)
 
     @property
     def num_ws(self) -> int:
@@ -133,8 +138,7 @@ class DiscriminatorConfig:
     activation: str = "lrelu"
 
     def __post_init__(self):
-        _log2_resolution(self.img_resolution)
-        if len(self.channels) != _log2_resolution(self.img_resolution) - 1:
+        if len(self.channels) != len(resolutions_up_to(self.img_resolution)):
             raise ValueError(f"channels needs one entry per resolution 4..{self.img_resolution}, got {self.channels}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")

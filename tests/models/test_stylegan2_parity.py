@@ -21,10 +21,6 @@ GENERATORS = ["sg2ada_G_res64.npz", "sg2ada_G_res32_cond.npz"]
 DISCRIMINATORS = ["sg2ada_D_res64.npz", "sg2ada_D_res32_cond.npz"]
 
 
-def _resolutions(res):
-    return tuple(2 ** i for i in range(2, int(np.log2(res)) + 1))
-
-
 def _state_dict(data):
     return {k[len("param/"):]: data[k] for k in data.files
             if k.startswith("param/") and not k.endswith("resample_filter")}
@@ -38,7 +34,7 @@ def generator_fixture(name):
     cfg = stylegan2.GeneratorConfig(
         z_dim=kw["z_dim"], c_dim=kw["c_dim"], w_dim=kw["w_dim"], img_resolution=kw["img_resolution"],
         img_channels=kw["img_channels"], mapping_layers=kw["mapping_kwargs"]["num_layers"],
-        channels=stylegan2.channels_by_resolution(_resolutions(kw["img_resolution"]), syn["channel_base"],
+        channels=stylegan2.channels_by_resolution(kw["img_resolution"], syn["channel_base"],
                                                   syn["channel_max"]),
         conv_clamp=syn["conv_clamp"])
     return fill_model(stylegan2.abstract_model(cfg), _state_dict(data)), data, meta
@@ -50,7 +46,7 @@ def discriminator_fixture(name):
     kw = meta["init_kwargs"]
     cfg = stylegan2.DiscriminatorConfig(
         c_dim=kw["c_dim"], img_resolution=kw["img_resolution"], img_channels=kw["img_channels"],
-        channels=stylegan2.channels_by_resolution(_resolutions(kw["img_resolution"]), kw["channel_base"],
+        channels=stylegan2.channels_by_resolution(kw["img_resolution"], kw["channel_base"],
                                                   kw["channel_max"]),
         conv_clamp=kw["conv_clamp"], mbstd_group_size=kw["epilogue_kwargs"]["mbstd_group_size"])
     return fill_model(stylegan2.abstract_model(cfg), _state_dict(data)), data
