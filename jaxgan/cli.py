@@ -163,8 +163,6 @@ def generate(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, cl
     if ws_file is not None and (truncation_psi != 1.0 or truncation_cutoff is not None or class_idx is not None):
         raise click.UsageError("--trunc, --trunc-cutoff and --class apply to --seeds / --z, not to --ws")
     try:
-        import jax
-
         from jaxgan import sampling
         from jaxgan.checkpoint import load_checkpoint
         models, _ = load_checkpoint(ckpt, names=("G",))
@@ -189,8 +187,7 @@ def generate(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, cl
         if truncation_cutoff is not None and truncation_cutoff > cfg.num_ws:
             raise ValueError(f"--trunc-cutoff {truncation_cutoff} exceeds num_ws {cfg.num_ws}")
         ids = seed_list if seed_list is not None else list(range(count))
-        base = jax.random.key(noise_seed)
-        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.asarray(ids, np.uint32))
+        keys = sampling.noise_keys(ids, noise_seed)
         options = sampling.GenerationOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                                              noise_mode=noise_mode, fused_modconv=fused_modconv)
         outdir.mkdir(parents=True, exist_ok=True)

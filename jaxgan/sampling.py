@@ -8,6 +8,7 @@ stylegan2.md §1.3 "Reproducing generate.py").
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -56,6 +57,12 @@ def broadcast_ws(ws: np.ndarray, num_ws: int, w_dim: int) -> np.ndarray:
     return ws.astype(np.float32)
 
 
+def noise_keys(ids, noise_seed: int = 0):
+    """One PRNG key per image: fold_in(key(noise_seed), id), so an image's noise depends on its id alone."""
+    base = jax.random.key(noise_seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.asarray(ids, np.uint32))
+
+
 def _image_of_one(G: SplitModel, problem: dict, options: GenerationOptions):
     """One problem -> one image [H, W, C]. `problem` holds 'key' and either 'ws' or ('z', 'c')."""
     if "ws" in problem:
@@ -68,6 +75,7 @@ def _image_of_one(G: SplitModel, problem: dict, options: GenerationOptions):
                                fused_modconv=options.fused_modconv)[0]
 
 
+@functools.cache  # one jitted function per (options, mesh), so repeated calls reuse its compilations
 def make_generator_fn(options: GenerationOptions, mesh):
     """A compiled `fn(G, problems) -> images` for problem chunks whose size is a multiple of the device count."""
     def per_device(G, problems):
@@ -79,7 +87,7 @@ def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, option
                     batch_size: int = 8, mesh=None, on_progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Generate float32 images [N, H, W, C] (unclipped) from z (with labels c) or from ws, chunk by chunk.
 
-    keys: one PRNG key per problem, used for noise_mode='random' (default: key i = fold_in(key(0), i)).
+    keys: one PRNG key per problem, used for noise_mode='random' (default: `noise_keys(range(N))`).
     batch_size: problems per device per chunk. `on_progress(n)` is called after each chunk with the images done.
     """
     if (z is None) == (ws is None):
@@ -90,7 +98,7 @@ def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, option
         "z": jnp.asarray(z, jnp.float32), "c": jnp.asarray(c, jnp.float32)}
     count = next(iter(problems.values())).shape[0]
     if keys is None:
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(count))
+        keys = noise_keys(range(count))
     problems["key"] = keys
     chunk = min(batch_size * num_devices, -(-count // num_devices) * num_devices)
     fn = make_generator_fn(options, mesh)

@@ -31,3 +31,12 @@ def test_pad_problems_repeats_the_last_row():
     assert n == 5 and padded["a"].tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
     with pytest.raises(ValueError, match="disagree"):
         parallel.pad_problems({"a": np.zeros(3), "b": np.zeros(4)}, 2)
+
+
+def test_repeated_generation_reuses_the_compiled_function():
+    G, data, _ = generator_fixture(GENERATORS[1])
+    options, mesh = sampling.GenerationOptions(), parallel.data_mesh()
+    sampling.generate_images(G, z=data["in/z"], c=data["in/c"], options=options, mesh=mesh)
+    fn = sampling.make_generator_fn(options, mesh)
+    sampling.generate_images(G, z=data["in/z"], c=data["in/c"], options=options, mesh=mesh)
+    assert sampling.make_generator_fn(options, mesh) is fn  # same jit object, so its compilation cache is reused
