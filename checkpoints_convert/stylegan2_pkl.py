@@ -103,21 +103,26 @@ def identity_key_map(resample_filter) -> list[KeyRule]:
     ]
 
 
+def convert_state_dict(class_name: str, init_kwargs: dict, tensors: dict, which: str = "network") -> SplitModel:
+    """A stylegan2-ada `Generator` / `Discriminator` given as constructor arguments plus a state dict of numpy
+    arrays (what a network pickle holds, or what a fixture or a hand-built export stores) -> SplitModel."""
+    if any(key.startswith("synthesis.input.") for key in tensors):
+        raise ConversionError(f"{which} is a StyleGAN3 (networks_stylegan3) generator: not supported yet; "
+                              "only StyleGAN2 networks can be converted")
+    if class_name not in ("Generator", "Discriminator"):
+        raise ConversionError(f"{which} is a {class_name!r}, expected a Generator or Discriminator")
+    if class_name == "Generator":
+        cfg = generator_config(init_kwargs)
+    else:
+        cfg = discriminator_config(init_kwargs)
+    return fill_model(abstract_model(cfg), map_keys(tensors, identity_key_map(cfg.resample_filter)))
+
+
 def convert_network(obj: PersistentObject, which: str) -> SplitModel:
     """One persistent network (`G_ema` / `G` / `D`) -> SplitModel."""
     if not isinstance(obj, PersistentObject):
         raise ConversionError(f"{which} is a {type(obj).__name__}, not a pickled stylegan2 network")
-    tensors = obj.state_dict()
-    if any(key.startswith("synthesis.input.") for key in tensors):
-        raise ConversionError(f"{which} is a StyleGAN3 (networks_stylegan3) generator: not supported yet; "
-                              "only StyleGAN2 networks can be converted")
-    if obj.class_name not in ("Generator", "Discriminator"):
-        raise ConversionError(f"{which} is a {obj.class_name!r}, expected a Generator or Discriminator")
-    if obj.class_name == "Generator":
-        cfg = generator_config(obj.init_kwargs)
-    else:
-        cfg = discriminator_config(obj.init_kwargs)
-    return fill_model(abstract_model(cfg), map_keys(tensors, identity_key_map(cfg.resample_filter)))
+    return convert_state_dict(obj.class_name, obj.init_kwargs, obj.state_dict(), which)
 
 
 def convert_pickle(path) -> tuple[dict[str, SplitModel], dict]:

@@ -1,0 +1,475 @@
+"""DragGAN point dragging as a pure, batchable step: state in, state out.
+
+Follows ../shared/specs/draggan.md §1 (the official `Renderer._render_drag_impl`, XingangPan/DragGAN 336f120),
+step for step (§1.12):
+
+1. assemble ws: the optimised rows 0..5 (w+; or one w repeated six times) and rows 6.. held at w0 (§1.2);
+2. synthesise with constant noise and resize block `feature_idx`'s output bilinearly to the image size (§1.4);
+3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (§1.5);
+4. track every handle by the nearest reference feature (L2, first minimum, row-major) in its clipped
+   (2*r2+1)^2 window (§1.6);
+5. motion supervision on the shifted-disk patch of each handle more than 1 px from its target, a sum over handles
+   of per-handle means (§1.7); the mask term lambda * mean|F*m - F0*m| (§1.8); the latent term (§1.9);
+6. the stop flag (every handle within max(2, 2h/512) px); Adam steps only when not stopping (§1.10).
+
+Everything data-dependent is data, so one compiled step serves any latents, points, targets, masks, learning
+rates and step budgets: point lists are padded to `max_points` with a validity mask, the patch and search windows
+have static sizes with membership masks, and a session that has finished passes through unchanged. The disk
+membership test is reproduced bit for bit from host-computed float32 tables (§1.11 items 1-2), so XLA's fused
+multiply-adds cannot move pixels in or out of the patch.
+
+Sessions run one at a time with `jax.jit(drag_step, static_argnames='cfg')` or many at once with
+`make_batched_step`, which vmaps the same step over sessions and shards them over devices.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgan import parallel
+from jaxgan.models import stylegan2
+from jaxgan.models.stylegan2 import GeneratorConfig, SplitModel
+from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
+from jaxgan.ops.resize import resize_bilinear
+
+NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (§1.2)
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configuration (static: it fixes the shapes of the compiled step)
+
+
+@dataclasses.dataclass(frozen=True)
+class DragConfig:
+    """Static settings of a drag step; `for_generator` fills the shapes from a GeneratorConfig."""
+
+    img_resolution: int
+    img_channels: int
+    num_ws: int
+    w_dim: int
+    feature_resolution: int
+    feature_channels: int
+    max_points: int = 8
+    r1: float = 3.0            # motion-supervision patch radius at 512 px (§1.7)
+    r2: float = 12.0           # tracking search radius at 512 px (§1.6)
+    feature_idx: int = 5       # block whose output is supervised and tracked: 5 = the "6th block" (§1.4)
+    noise_mode: str = "const"  # the official default; 'none' also works, random noise would break tracking
+
+    @classmethod
+    def for_generator(cls, gcfg: GeneratorConfig, **settings) -> "DragConfig":
+        feature_idx = settings.get("feature_idx", cls.feature_idx)
+        blocks = gcfg.block_resolutions
+        if not 0 <= feature_idx < len(blocks):
+            raise ValueError(f"feature_idx {feature_idx} is out of range: this generator has {len(blocks)} "
+                             f"synthesis blocks ({', '.join(f'b{r}' for r in blocks)}), so 0..{len(blocks) - 1}")
+        if settings.get("noise_mode", cls.noise_mode) not in ("const", "none"):
+            raise ValueError("noise_mode must be 'const' or 'none' for dragging")
+        res = blocks[feature_idx]
+        return cls(img_resolution=gcfg.img_resolution, img_channels=gcfg.img_channels, num_ws=gcfg.num_ws,
+                   w_dim=gcfg.w_dim, feature_resolution=res, feature_channels=gcfg.channels_at(res), **settings)
+
+    @property
+    def patch_radius(self) -> int:
+        """round(r1 / 512 * h), Python's round as the official code (1.5 -> 2 at 256 px)."""
+        return round(self.r1 / 512 * self.img_resolution)
+
+    @property
+    def search_radius(self) -> int:
+        return round(self.r2 / 512 * self.img_resolution)
+
+    @property
+    def stop_distance(self) -> float:
+        """A handle farther than this from its target keeps the drag going (§1.10)."""
+        return max(2 / 512 * self.img_resolution, 2)
+
+    @property
+    def num_optimized(self) -> int:
+        return min(NUM_OPTIMIZED_WS, self.num_ws)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The motion-supervision patch, exactly as torch builds it (§1.7, §1.11 items 1-2)
+
+
+def torch_linspace_f32(n: int) -> np.ndarray:
+    """`torch.linspace(0, n, n)` in float32 on CPU, bit for bit (a single rounding per element, from both ends)."""
+    i = np.arange(n)
+    step = np.float32(np.float32(n) / np.float32(n - 1))
+    return np.where(i < n // 2, i * np.float64(step), n - (n - 1 - i) * np.float64(step)).astype(np.float32)
+
+
+@functools.cache
+def patch_tables(size: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """Host tables for the disk test `sqrt((X[i]-p)^2 + (X[j]-q)^2) < radius` of the official float32 pipeline.
+
+    Returns (offsets [K], squares [size, K], threshold): for a handle coordinate p, the candidate pixels are
+    p + offsets, `squares[p, k] = f32((X[p + offsets[k]] - p) ** 2)` (inf outside the image), and a pixel is in
+    the patch iff `squares[py, a] + squares[px, b] < threshold`, a single float32 add, with threshold the
+    smallest float32 whose float32 square root is >= radius. X[i] lies in [i, i + 1.004], so offsets
+    -(radius+1)..radius+1 hold every member.
+    """
+    grid = torch_linspace_f32(size)
+    offsets = np.arange(-(radius + 1), radius + 2)
+    index = np.arange(size)[:, None] + offsets[None, :]
+    inside = (index >= 0) & (index < size)
+    diff = grid[np.clip(index, 0, size - 1)] - np.arange(size, dtype=np.float32)[:, None]
+    squares = np.where(inside, diff * diff, np.float32(np.inf)).astype(np.float32)
+    threshold = np.float32(radius * radius)
+    while threshold > 0 and np.sqrt(np.nextafter(threshold, np.float32(0))) >= radius:
+        threshold = np.nextafter(threshold, np.float32(0))
+    return offsets.astype(np.int32), squares, np.float32(threshold)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Session state and per-step output (pytrees; a leading axis of sessions when batched)
+
+
+@dataclasses.dataclass(frozen=True)
+class DragState:
+    """One drag session. `w` is the optimised latent [num_ws, w_dim] (in w space only row 0 is used, repeated);
+    masks and points use image pixels, points as (row, col)."""
+
+    w: Any             # [num_ws, w_dim] float32
+    w0: Any            # [num_ws, w_dim] float32, the latent the session started from
+    w_space: Any       # bool: one w repeated over the 6 optimised rows instead of w+
+    adam: Any          # optax ScaleByAdamState over w; kept across point resets, as the official renderer
+    lr: Any            # float32
+    lambda_mask: Any   # float32
+    reg: Any           # float32 weight of mean|ws - w0|, 0 in the official UIs
+    points: Any        # [P, 2] int32 current handle points
+    targets: Any       # [P, 2] int32
+    valid: Any         # [P] bool, which of the padded points exist
+    mask: Any          # [H, W] float32, 1 = keep fixed (the renderer's convention)
+    use_mask: Any      # bool: the mask has both 0s and 1s (otherwise the official code ignores it)
+    refs_ready: Any    # bool: F0 and the handle features were taken
+    feat0: Any         # [h_f, w_f, C] the feature at (re)set time, at block resolution (resized when used)
+    feat_refs: Any     # [P, C] handle features f_i
+    steps_done: Any    # int32 Adam updates made since the last (re)set
+    max_steps: Any     # int32 update budget
+    done: Any          # bool: finished (targets reached or budget spent); later steps leave it unchanged
+    reached: Any       # bool: finished because every handle reached its target
+
+
+@dataclasses.dataclass(frozen=True)
+class DragStepOutput:
+    """What one step observed. `image`, `points` and `ws` belong to the forward pass before the update."""
+
+    image: Any    # [H, W, C] uint8, (img * 127.5 + 128) clamped and truncated as the renderer
+    points: Any   # [P, 2] int32 tracked points used for supervision
+    losses: Any   # [P + 2] float32: motion term per point (0 when inactive), mean mask term, mean latent term
+    loss: Any     # float32 the total that was differentiated
+    ws: Any       # [num_ws, w_dim] fed to G
+    grad: Any     # [num_ws, w_dim] gradient of the total w.r.t. w
+    stop: Any     # bool: the official stop flag
+    updated: Any  # bool: Adam stepped
+    active: Any   # bool: the session was not finished before this step
+
+
+for _cls in (DragState, DragStepOutput):
+    jax.tree_util.register_dataclass(_cls, data_fields=[f.name for f in dataclasses.fields(_cls)], meta_fields=[])
+
+
+def _adam():
+    return optax.scale_by_adam(b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS)
+
+
+def _as_points(name: str, points, cfg: DragConfig) -> np.ndarray:
+    arr = np.asarray(points)
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty list of (row, col) pairs, got shape {arr.shape}")
+    if not np.all(np.equal(np.round(arr), arr)):
+        raise ValueError(f"{name} must be integer pixel positions")
+    arr = arr.astype(np.int64)
+    if arr.shape[0] > cfg.max_points:
+        raise ValueError(f"{arr.shape[0]} {name} given, at most {cfg.max_points} (DragConfig.max_points)")
+    h = cfg.img_resolution
+    outside = [tuple(map(int, p)) for p in arr if not (0 <= p[0] < h and 0 <= p[1] < h)]
+    if outside:
+        raise ValueError(f"{name} {outside} lie outside the {h}x{h} image (rows and cols are 0..{h - 1})")
+    return arr
+
+
+def _point_arrays(cfg: DragConfig, points, targets):
+    points = _as_points("points", points, cfg)
+    targets = _as_points("targets", targets, cfg)
+    if len(points) != len(targets):
+        raise ValueError(f"{len(points)} points but {len(targets)} targets: give one target per point")
+    padded_p = np.zeros((cfg.max_points, 2), np.int32)
+    padded_t = np.zeros((cfg.max_points, 2), np.int32)
+    padded_p[:len(points)] = points
+    padded_t[:len(targets)] = targets
+    valid = np.arange(cfg.max_points) < len(points)
+    return padded_p, padded_t, valid
+
+
+def _mask_arrays(cfg: DragConfig, mask):
+    h = cfg.img_resolution
+    if mask is None:
+        return np.ones((h, h), np.float32), np.bool_(False)
+    mask = np.asarray(mask, np.float32)
+    if mask.shape != (h, h):
+        raise ValueError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the image {h}x{h}"
+                         if mask.ndim == 2 else f"the mask must be a 2-D [H, W] array, got shape {mask.shape}")
+    return mask, np.bool_(mask.min() == 0 and mask.max() == 1)
+
+
+def new_session(cfg: DragConfig, w0, points, targets, *, mask=None, space: str = "w+", lr: float = 1e-3,
+                lambda_mask: float = 20.0, reg: float = 0.0, max_steps: int = 200) -> DragState:
+    """A fresh session from w0 [num_ws, w_dim] (or [1, num_ws, w_dim]).
+
+    mask: [H, W] with 1 where the image must stay fixed, the renderer's convention (the GUI paints the movable
+    area 0); None for no mask. A mask that is all 0 or all 1 is ignored, as in the official code.
+    """
+    w0 = np.asarray(w0, np.float32)
+    if w0.ndim == 3 and w0.shape[0] == 1:
+        w0 = w0[0]
+    if w0.shape != (cfg.num_ws, cfg.w_dim):
+        raise ValueError(f"w0 must have shape ({cfg.num_ws}, {cfg.w_dim}) for this generator, got {w0.shape}")
+    if space not in ("w", "w+"):
+        raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
+    if max_steps < 0:
+        raise ValueError("max_steps must be >= 0")
+    points, targets, valid = _point_arrays(cfg, points, targets)
+    mask, use_mask = _mask_arrays(cfg, mask)
+    w = w0.copy()
+    if space == "w":
+        w[:cfg.num_optimized] = w0[0]  # the official w mode optimises w0[:, 0] repeated (§1.1)
+    f, c = cfg.feature_resolution, cfg.feature_channels
+    return DragState(
+        w=w, w0=w0, w_space=np.bool_(space == "w"), adam=_adam().init(jnp.asarray(w)), lr=np.float32(lr),
+        lambda_mask=np.float32(lambda_mask), reg=np.float32(reg), points=points, targets=targets, valid=valid,
+        mask=mask, use_mask=use_mask, refs_ready=np.bool_(False), feat0=np.zeros((f, f, c), np.float32),
+        feat_refs=np.zeros((cfg.max_points, c), np.float32), steps_done=np.int32(0), max_steps=np.int32(max_steps),
+        done=np.bool_(False), reached=np.bool_(False))
+
+
+def reset_points(cfg: DragConfig, state: DragState, points, targets, *, mask=None, keep_mask: bool = True,
+                 max_steps: int | None = None) -> DragState:
+    """Start a new drag from the session's current latent (the GUI's "Reset point" / new points): the reference
+    features are retaken on the next step, Adam's moments carry over as in the official renderer. Same shapes,
+    so the compiled step is reused."""
+    points, targets, valid = _point_arrays(cfg, points, targets)
+    changes = dict(points=points, targets=targets, valid=valid, refs_ready=np.bool_(False), steps_done=np.int32(0),
+                   done=np.bool_(False), reached=np.bool_(False))
+    if mask is not None or not keep_mask:
+        changes["mask"], changes["use_mask"] = _mask_arrays(cfg, mask)
+    if max_steps is not None:
+        changes["max_steps"] = np.int32(max_steps)
+    return dataclasses.replace(state, **changes)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The step
+
+
+def assemble_ws(cfg: DragConfig, w, w0, w_space):
+    """ws fed to G: rows 0..5 from w (row 0 repeated in w space), rows 6.. from w0 (§1.2)."""
+    k = cfg.num_optimized
+    head = jnp.where(w_space, jnp.broadcast_to(w[:1], (k, cfg.w_dim)), w[:k])
+    return jnp.concatenate([head, w0[k:]], axis=0)
+
+
+def _l1_mean_terms(a, b):
+    """|a - b| whose derivative is sign(a - b), 0 at 0 as torch's l1_loss (jax's abs has derivative 1 at 0)."""
+    diff = a - b
+    return diff * jax.lax.stop_gradient(jnp.sign(diff))
+
+
+def track_points(cfg: DragConfig, feat, feat_refs, points, valid):
+    """Nearest neighbour (L2 over channels) of each handle's reference feature in its (2r+1)^2 window, clipped at
+    the image border; the first minimum in row-major order wins, as torch.min (§1.6). feat: [H, W, C]."""
+    h = cfg.img_resolution
+    radius = cfg.search_radius
+    offsets = jnp.arange(-radius, radius + 1)
+    side = 2 * radius + 1
+
+    def track_one(point, ref):
+        rows = point[0] + offsets
+        cols = point[1] + offsets
+        window = feat[jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, h - 1)[None, :]]
+        dist = jnp.sqrt(jnp.sum(jnp.square(window - ref), axis=-1))
+        inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < h))[None, :]
+        best = jnp.argmin(jnp.where(inside, dist, jnp.inf).reshape(-1))
+        return jnp.stack([rows[best // side], cols[best % side]]).astype(jnp.int32)
+
+    tracked = jax.vmap(track_one)(points, feat_refs)
+    return jnp.where(valid[:, None], tracked, points)
+
+
+def motion_loss(cfg: DragConfig, feat, points, targets, active):
+    """Per-point motion-supervision terms [P]: mean over C*N of |sg(F(q)) - F(q + d)| on the shifted disk Ω1 around
+    each handle, d the unit step towards the target in output pixels; 0 for inactive points (§1.7)."""
+    h = cfg.img_resolution
+    offsets, squares, threshold = patch_tables(h, cfg.patch_radius)
+    squares = jnp.asarray(squares)
+    channels = feat.shape[-1]
+
+    def term(point, target):
+        rows = point[0] + offsets
+        cols = point[1] + offsets
+        member = (squares[point[0]][:, None] + squares[point[1]][None, :]) < threshold
+        # direction = [dx, dy] in float32, normalised with the official +1e-7
+        dx = (target[1] - point[1]).astype(jnp.float32)
+        dy = (target[0] - point[0]).astype(jnp.float32)
+        norm = jnp.sqrt(dx * dx + dy * dy) + jnp.float32(1e-7)
+        unit_x, unit_y = dx / norm, dy / norm
+        fixed = jax.lax.stop_gradient(feat[jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, h - 1)[None, :]])
+        sample_rows = grid_coordinate(rows.astype(jnp.float32) + unit_y, h)
+        sample_cols = grid_coordinate(cols.astype(jnp.float32) + unit_x, h)
+        shifted = sample_bilinear_zeros(feat, sample_rows[:, None] * jnp.ones_like(sample_cols)[None, :],
+                                        jnp.ones_like(sample_rows)[:, None] * sample_cols[None, :])
+        count = jnp.sum(member)
+        total = jnp.sum(jnp.where(member[..., None], _l1_mean_terms(fixed, shifted), 0))
+        # Patches are empty only when r1 rounds to 0 px (images under 86 px), where torch's mean would be NaN.
+        return total / (channels * jnp.maximum(count, 1)).astype(jnp.float32)
+
+    terms = jax.vmap(term)(points, targets)
+    return jnp.where(active, terms, 0)
+
+
+def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragState, DragStepOutput]:
+    """One call of the official `_render_drag_impl`: forward, (take references), track, supervise, maybe update.
+
+    Pure; jit with `static_argnames='cfg'`. A finished session (`state.done`) is returned unchanged.
+    """
+    h = cfg.img_resolution
+    ws = assemble_ws(cfg, state.w, state.w0, state.w_space)
+
+    def feature_of(w):
+        img, features = stylegan2.synthesis(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
+                                            noise_mode=cfg.noise_mode, return_features=True)
+        return features[cfg.feature_idx][0], img[0]
+
+    feat, feat_vjp, img = jax.vjp(feature_of, state.w, has_aux=True)
+    feat_resized, resize_vjp = jax.vjp(lambda f: resize_bilinear(f, (h, h)), feat)
+
+    # References: taken on the first step after a (re)set from this very forward pass (§1.5).
+    feat0 = jnp.where(state.refs_ready, state.feat0, jax.lax.stop_gradient(feat))
+    start_refs = feat_resized[state.points[:, 0], state.points[:, 1]]
+    feat_refs = jax.lax.stop_gradient(jnp.where(state.refs_ready, state.feat_refs, start_refs))
+    feat0_resized = resize_bilinear(feat0, (h, h))
+
+    points = track_points(cfg, jax.lax.stop_gradient(feat_resized), feat_refs, state.points, state.valid)
+
+    delta = (state.targets - points).astype(jnp.float32)
+    distance = jnp.sqrt(jnp.sum(delta * delta, axis=-1))
+    stop = ~jnp.any(state.valid & (distance > cfg.stop_distance))
+    moving = state.valid & (distance > 1)
+
+    def feature_loss(fr):
+        motion = motion_loss(cfg, fr, points, state.targets, moving)
+        m = state.mask[..., None]
+        mask_term = jnp.where(state.use_mask, jnp.mean(_l1_mean_terms(fr * m, feat0_resized * m)), 0)
+        return jnp.sum(motion) + state.lambda_mask * mask_term, (motion, mask_term)
+
+    def latent_loss(w):
+        return jnp.mean(_l1_mean_terms(assemble_ws(cfg, w, state.w0, state.w_space), state.w0))
+
+    (feat_total, (motion, mask_term)), grad_resized = jax.value_and_grad(feature_loss, has_aux=True)(feat_resized)
+    reg_term, grad_reg = jax.value_and_grad(latent_loss)(state.w)
+    (grad_feat,) = resize_vjp(grad_resized)
+    (grad,) = feat_vjp(grad_feat)
+    grad = grad + state.reg * grad_reg
+
+    active = ~state.done
+    update = active & ~stop & (state.steps_done < state.max_steps)
+    direction, adam = _adam().update(grad, state.adam)
+    w = jnp.where(update, state.w - state.lr * direction, state.w)
+    adam = jax.tree_util.tree_map(lambda new, old: jnp.where(update, new, old), adam, state.adam)
+    finished = active & ~update  # stopped, or the budget is spent and this was the closing observation
+
+    new_state = dataclasses.replace(
+        state, w=w, adam=adam, points=points, refs_ready=jnp.bool_(True), feat0=feat0, feat_refs=feat_refs,
+        steps_done=state.steps_done + update.astype(jnp.int32), done=state.done | finished,
+        reached=state.reached | (active & stop))
+    new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), new_state, state)
+    image = jnp.clip(img * jnp.float32(127.5) + jnp.float32(128), 0, 255).astype(jnp.uint8)
+    losses = jnp.concatenate([motion, jnp.stack([mask_term, reg_term])])
+    out = DragStepOutput(image=image, points=points, losses=losses, loss=feat_total + state.reg * reg_term, ws=ws,
+                         grad=grad, stop=stop, updated=update, active=active)
+    return new_state, out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Many sessions: vmap, then shard over devices
+
+
+def stack_states(states: list[DragState]) -> DragState:
+    return jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *states)
+
+
+def unstack(tree, count: int) -> list:
+    return [jax.tree_util.tree_map(lambda leaf: leaf[i], tree) for i in range(count)]
+
+
+@functools.cache  # one compiled program per (config, mesh, steps per call)
+def _batched_step_fn(cfg: DragConfig, mesh, steps_per_call: int):
+    def steps(G, state):
+        def body(carry, _):
+            return drag_step(G, carry, cfg)
+        return jax.lax.scan(body, state, None, length=steps_per_call)
+
+    def per_device(G, states):
+        return jax.vmap(steps, in_axes=(None, 0))(G, states)
+    return parallel.shard_problems(per_device, mesh)
+
+
+def make_batched_step(cfg: DragConfig, mesh=None, steps_per_call: int = 1) -> Callable:
+    """`fn(G, states) -> (states, outputs)` for a stack of N sessions (any N: padded to the device count).
+
+    Each call advances every session `steps_per_call` steps inside one jitted program (a `lax.scan`); outputs have
+    shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different budgets or
+    early stops share one program.
+    """
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    fn = _batched_step_fn(cfg, mesh, steps_per_call)
+    devices = mesh.devices.size
+
+    def run(G, states):
+        padded, count = parallel.pad_problems(states, devices)
+        new_states, outputs = fn(G, padded)
+        trim = functools.partial(jax.tree_util.tree_map, lambda leaf: leaf[:count])
+        return trim(new_states), trim(outputs)
+    return run
+
+
+def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mesh=None, steps_per_call: int = 1,
+                 keep_images: bool = True, on_step: Callable[[int, int], None] | None = None):
+    """Drive sessions until every one has finished; returns (final states, traces).
+
+    Each trace is a dict of numpy arrays over that session's own steps (the calls where it was active):
+    `points` [S, P, 2], `losses` [S, P + 2], `ws` [S, num_ws, w_dim], `stop`, `updated` [S], and `images`
+    [S, H, W, C] uint8 when keep_images. The last step of a session is the observation that finished it, so its
+    image and points belong to the final latent. `on_step(done_sessions, total)` is called after every call.
+    """
+    count = len(states)
+    run = make_batched_step(cfg, mesh, steps_per_call)
+    G = parallel.replicate(G, parallel.data_mesh() if mesh is None else mesh)
+    batched = stack_states(states)
+    fields = ["points", "losses", "ws", "stop", "updated", "active"] + (["image"] if keep_images else [])
+    history = {name: [] for name in fields}
+    limit = int(max(np.asarray(s.max_steps) for s in states)) + 1
+    for _ in range(0, limit + steps_per_call, steps_per_call):
+        batched, out = run(G, batched)
+        for name in fields:
+            history[name].append(np.asarray(getattr(out, name)))
+        done = np.asarray(batched.done)
+        if on_step is not None:
+            on_step(int(done.sum()), count)
+        if done.all():
+            break
+    history = {name: np.concatenate(parts, axis=1) for name, parts in history.items()}  # [N, calls, ...]
+    traces = []
+    for i in range(count):
+        steps = history["active"][i]
+        trace = {name: history[name][i][steps] for name in fields if name != "active"}
+        if keep_images:
+            trace["images"] = trace.pop("image")
+        traces.append(trace)
+    return unstack(jax.tree_util.tree_map(np.asarray, batched), count), traces
