@@ -421,22 +421,24 @@ def _batched_step_fn(cfg: DragConfig, mesh, steps_per_call: int):
 
 
 def make_batched_step(cfg: DragConfig, mesh=None, steps_per_call: int = 1) -> Callable:
-    """`fn(G, states) -> (states, outputs)` for a stack of N sessions (any N: padded to the device count).
+    """`fn(G, states) -> (states, outputs)` for a stack of sessions whose count is a multiple of the mesh's device
+    count (`pad_sessions` pads one); the sessions are split over the devices and stay there between calls.
 
     Each call advances every session `steps_per_call` steps inside one jitted program (a `lax.scan`); outputs have
     shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different budgets or
     early stops share one program.
     """
     mesh = parallel.data_mesh() if mesh is None else mesh
-    fn = _batched_step_fn(cfg, mesh, steps_per_call)
-    devices = mesh.devices.size
+    return _batched_step_fn(cfg, mesh, steps_per_call)
 
-    def run(G, states):
-        padded, count = parallel.pad_problems(states, devices)
-        new_states, outputs = fn(G, padded)
-        trim = functools.partial(jax.tree_util.tree_map, lambda leaf: leaf[:count])
-        return trim(new_states), trim(outputs)
-    return run
+
+def pad_sessions(states: DragState, mesh) -> tuple[DragState, int]:
+    """Pad a stack of sessions to a multiple of the device count with finished copies of the last session, which
+    the step leaves untouched; returns (padded, real count)."""
+    padded, count = parallel.pad_problems(jax.tree_util.tree_map(np.asarray, states), mesh.devices.size)
+    if padded.done.shape[0] > count:
+        padded = dataclasses.replace(padded, done=padded.done.at[count:].set(True))
+    return padded, count
 
 
 def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mesh=None, steps_per_call: int = 1,
@@ -448,18 +450,18 @@ def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mes
     [S, H, W, C] uint8 when keep_images. The last step of a session is the observation that finished it, so its
     image and points belong to the final latent. `on_step(done_sessions, total)` is called after every call.
     """
-    count = len(states)
+    mesh = parallel.data_mesh() if mesh is None else mesh
     run = make_batched_step(cfg, mesh, steps_per_call)
-    G = parallel.replicate(G, parallel.data_mesh() if mesh is None else mesh)
-    batched = stack_states(states)
+    G = parallel.replicate(G, mesh)
+    batched, count = pad_sessions(stack_states(states), mesh)
     fields = ["points", "losses", "ws", "stop", "updated", "active"] + (["image"] if keep_images else [])
     history = {name: [] for name in fields}
     limit = int(max(np.asarray(s.max_steps) for s in states)) + 1
     for _ in range(0, limit + steps_per_call, steps_per_call):
         batched, out = run(G, batched)
         for name in fields:
-            history[name].append(np.asarray(getattr(out, name)))
-        done = np.asarray(batched.done)
+            history[name].append(np.asarray(getattr(out, name))[:count])
+        done = np.asarray(batched.done)[:count]
         if on_step is not None:
             on_step(int(done.sum()), count)
         if done.all():
@@ -472,4 +474,4 @@ def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mes
         if keep_images:
             trace["images"] = trace.pop("image")
         traces.append(trace)
-    return unstack(jax.tree_util.tree_map(np.asarray, batched), count), traces
+    return unstack(jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], batched), count), traces
