@@ -4,6 +4,9 @@ The format is detected from the file's first bytes, never from its name: a zip a
 stream is a torch file (rosinality `.pt`), any other pickle is a network pickle (stylegan2-ada / stylegan3-repo /
 DragGAN `.pkl`). The output is written by `jaxgan.checkpoint.save_checkpoint` (temporary directory, then rename)
 with a sidecar recording the source file's SHA-256 and this converter's version.
+
+LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the torchvision VGG16 weights (`src`)
+and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other.
 """
 
 import hashlib
@@ -11,13 +14,15 @@ import json
 from pathlib import Path
 
 from checkpoints_convert.keymap import ConversionError
+from checkpoints_convert.lpips_vgg import convert_lpips_vgg
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.stylegan2_pkl import convert_pickle
 from checkpoints_convert.torch_reader import CheckpointError, sniff_format
 from jaxgan.checkpoint import save_checkpoint
 
 CONVERTER_VERSION = "1.0"
-KINDS = ("auto", "stylegan2-ada", "rosinality")
+KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg")
+TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality}
 
 
@@ -43,24 +48,36 @@ def _json_safe(value):
     return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
 
 
-def convert_file(src, dst, kind: str = "auto") -> Path:
+def convert_file(src, dst, kind: str = "auto", lin=None) -> Path:
     """Convert `src` into the new checkpoint directory `dst`; returns its absolute path.
 
+    kind 'lpips-vgg': `src` is torchvision's VGG16 state dict and `lin` the LPIPS v0.1 vgg lin-weight file (both
+    required); the checkpoint holds one model, 'LPIPS'. `lin` is refused with any other kind.
     Raises CheckpointError (unreadable, corrupt or unsafe file) or ConversionError (the networks do not map onto
     jaxgan's); nothing is written at `dst` in either case.
     """
     src = Path(src).resolve()
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if not src.is_file():
-        raise CheckpointError(f"{src}: no such file")
+    if kind in TWO_FILE_KINDS and lin is None:
+        raise ValueError(f"kind {kind!r} needs the LPIPS lin-weight file as well (lin=..., CLI --lin)")
+    if kind not in TWO_FILE_KINDS and lin is not None:
+        raise ValueError(f"a lin-weight file only goes with kind {' or '.join(map(repr, TWO_FILE_KINDS))}, "
+                         f"not {kind!r}")
+    files = [src] if lin is None else [src, Path(lin).resolve()]
+    for path in files:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such file")
     if Path(dst).exists():
         raise FileExistsError(f"{Path(dst).resolve()} already exists; choose a new destination or remove it first")
     resolved_kind = detect_kind(src) if kind == "auto" else kind
-    try:
-        models, notes = _CONVERTERS[resolved_kind](src)
-    except ConversionError as e:
-        raise ConversionError(f"{src.name}: {e}") from None
+    if resolved_kind == "lpips-vgg":
+        models, notes = convert_lpips_vgg(src, files[1])  # its errors name the file(s) at fault
+    else:
+        try:
+            models, notes = _CONVERTERS[resolved_kind](src)
+        except ConversionError as e:
+            raise ConversionError(f"{src.name}: {e}") from None
     meta = {"source": {"file": src.name, "sha256": sha256_of(src), "kind": resolved_kind, **_json_safe(notes)},
             "converter": {"name": "jaxgan.checkpoints_convert", "version": CONVERTER_VERSION}}
     return save_checkpoint(dst, models, meta)

@@ -22,7 +22,9 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel, abstract_model
+from jaxgan.models import lpips, stylegan2
+from jaxgan.models.lpips import LPIPSConfig
+from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
 
 SIDECAR = "jaxgan.json"
 STATE_DIR = "state"
@@ -32,7 +34,15 @@ FORMAT_VERSION = 1
 MODEL_KINDS = {
     "stylegan2-generator": GeneratorConfig,
     "stylegan2-discriminator": DiscriminatorConfig,
+    "lpips-vgg": LPIPSConfig,
 }
+
+
+def abstract_model(cfg) -> SplitModel:
+    """The restore target (shapes and dtypes only) of a model with config `cfg`, whichever family it belongs to."""
+    if isinstance(cfg, LPIPSConfig):
+        return lpips.abstract_model(cfg)
+    return stylegan2.abstract_model(cfg)
 
 
 class CheckpointFormatError(ValueError):
