@@ -1,4 +1,4 @@
-"""The `jaxgan` command line: convert checkpoints and generate images.
+"""The `jaxgan` command line: convert checkpoints, generate images, drag points (DragGAN).
 
 Each command parses its options, calls one library function, and writes its outputs atomically (temporary name,
 then rename). Bad input gives a one-line error and a non-zero exit. JAX is imported inside the commands so that
@@ -33,6 +33,9 @@ def _atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,6 +80,7 @@ def main():
     Typical use:
       jaxgan convert network-snapshot.pkl ffhq        # official .pkl or rosinality .pt -> jaxgan checkpoint
       jaxgan generate ffhq --seeds 0-7 --outdir out   # images, batched over all local devices
+      jaxgan drag ffhq --seed 0 --points 250,200 --targets 250,260 --outdir dragged   # DragGAN
     """
 
 
@@ -207,3 +211,185 @@ def generate(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, cl
         raw_file.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(raw_file, lambda f: np.save(f, images.astype(np.float32)))
     click.echo(f"wrote {len(names)} images to {outdir}" + (f" and {raw_file}" if raw_file else ""))
+
+
+def _drag_session(G, cfg, job):
+    """A fresh drag session for a `drag_outputs.Job`: w0 as the DragGAN renderer builds it, or from a file."""
+    import numpy as np
+    from jaxgan import sampling
+    from jaxgan.edit import drag, drag_outputs
+    from jaxgan.models import stylegan2
+    gcfg = G.config
+    mask = drag_outputs.load_mask(job.mask, gcfg.img_resolution) if job.mask is not None else None
+    if job.ws is not None:
+        w0 = drag_outputs.load_latent(job.ws, gcfg.num_ws, gcfg.w_dim)
+    else:  # renderer.py: mapping(RandomState(seed).randn(1, z_dim), zero label, truncation_psi=psi)
+        z = sampling.z_from_seeds([job.seed], gcfg.z_dim)
+        w0 = np.asarray(stylegan2.mapping(G, z, np.zeros((1, gcfg.c_dim), np.float32), truncation_psi=job.trunc))[0]
+    state = drag.new_session(cfg, w0, job.points, job.targets, mask=mask, space=job.space, lr=job.lr,
+                             lambda_mask=job.lambda_mask, max_steps=job.steps)
+    return state, drag_outputs.mask_note(mask)
+
+
+def _run_drag_sessions(G, cfg, states, steps_per_call: int):
+    """drag.run_sessions over the first min(N, devices) local devices with a progress bar over steps.
+
+    The session list is padded here to a multiple of the mesh size, with copies of the last session that finish on
+    their first call (so the bar's count of finished sessions stays exact), and the padding is dropped after.
+    """
+    import dataclasses
+    import jax
+    import numpy as np
+    from jaxgan import parallel
+    from jaxgan.edit import drag
+    count = len(states)
+    devices = jax.local_devices()[:count]
+    pads = -count % len(devices)
+    states = states + [dataclasses.replace(states[-1], max_steps=np.int32(0))] * pads
+    total = max(int(s.max_steps) for s in states) + 1  # the step cap plus the closing observation
+    label = "dragging" if count == 1 else f"dragging {count} sessions on {len(devices)} device(s)"
+    with click.progressbar(length=total, label=label, file=sys.stderr, item_show_func=lambda x: x) as bar:
+        def on_step(done, _):
+            bar.update(min(steps_per_call, total - bar.pos),
+                       f"{max(done - pads, 0)}/{count} finished" if count > 1 else None)
+        finals, traces = drag.run_sessions(G, cfg, states, mesh=parallel.data_mesh(devices),
+                                           steps_per_call=steps_per_call, on_step=on_step)
+        bar.update(total - bar.pos)  # sessions that reach their targets end early
+    return finals[:count], traces[:count]
+
+
+@main.command("drag")
+@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1),
+              help="Start from w0 = mapping(np.random.RandomState(SEED).randn(1, z_dim)) (zero class label for "
+                   "conditional networks), truncated by --trunc, as the DragGAN renderer.")
+@click.option("--trunc", type=float, default=None,
+              help="Truncation psi for --seed, and the default of job-file jobs with a seed.  [default: 0.7]")
+@click.option("--ws", "ws_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from this latent instead: .npy of shape (num_ws, w_dim), (1, num_ws, w_dim) or (w_dim,), "
+                   "e.g. the drag_ws.npy of an earlier drag.")
+@click.option("--points", help="Handle points as 'row,col;row,col' image pixels (row = y, col = x).")
+@click.option("--targets", help="One target per handle point, same format.")
+@click.option("--mask", "mask_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PNG of the image's size whose white pixels (> 127 in greyscale; alpha ignored) mark the region "
+                   "that may move, as painted in the DragGAN GUI. Default: everything may move.")
+@click.option("--space", type=click.Choice(["w+", "w"]), default="w+", show_default=True,
+              help="Optimise the first 6 ws separately (w+) or one shared w.")
+@click.option("--steps", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Cap on optimisation steps. The drag stops earlier once every handle is within max(2, 2*H/512) "
+                   "px of its target, the official stop rule.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Adam step size.")
+@click.option("--lambda-mask", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              help="Weight of the term that keeps the fixed (black) region of --mask unchanged.")
+@click.option("--r1", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Motion-supervision patch radius in pixels at 512 px (scaled with the image).")
+@click.option("--r2", type=click.FloatRange(min=0, min_open=True), default=12.0, show_default=True,
+              help="Point-tracking search radius in pixels at 512 px (scaled with the image).")
+@click.option("--feature-idx", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Synthesis block whose features are supervised and tracked (5 = the 6th block).")
+@click.option("--jobs", "jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run the sessions of this JSON job file together, batched and spread over the local devices "
+                   "(schema in the README); outputs go to OUTDIR/<name>/. --trunc, --space, --steps, --lr and "
+                   "--lambda-mask then give the defaults of the jobs.")
+@click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for drag.png, drag.gif, drag_ws.npy and drag.json (created if missing).")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save the per-step trace as .npz: points, targets, losses, ws, stop, updated.")
+@click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Drag steps run inside one compiled call (fewer host round trips; the bar moves in these units).")
+def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, steps, lr, lambda_mask, r1, r2,
+                 feature_idx, jobs_file, outdir, trace_file, steps_per_call):
+    """Drag handle points of a generated image to targets (DragGAN), with the generator of checkpoint CKPT.
+
+    One session: give --seed (or --ws), --points and --targets, optionally --mask. Many sessions at once: --jobs.
+    Follows the official DragGAN renderer step for step (defaults included). Writes into OUTDIR the final image
+    drag.png, an animated drag.gif (handles red, targets blue), the final latent drag_ws.npy (num_ws, w_dim),
+    which --ws accepts to continue the drag, and a summary drag.json (final points, distances, steps, why it
+    stopped, settings).
+
+    \b
+    Examples:
+      jaxgan drag ffhq --seed 0 --points 250,200 --targets 250,260 --outdir out
+      jaxgan drag ffhq --ws out/drag_ws.npy --points 300,256 --targets 280,256 --mask face.png --outdir out2
+      jaxgan drag ffhq --jobs jobs.json --outdir many
+    """
+    import numpy as np
+    from jaxgan.edit import drag_outputs
+
+    if jobs_file is not None:
+        extra = [name for name, value in (("--seed", seed), ("--ws", ws_file), ("--points", points),
+                                          ("--targets", targets), ("--mask", mask_file), ("--trace", trace_file))
+                 if value is not None]
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} cannot be combined with --jobs: each job gives its own "
+                                   "(a job's \"trace\": true writes OUTDIR/<name>/drag_trace.npz)")
+    else:
+        if (seed is None) == (ws_file is None):
+            raise click.UsageError("give exactly one of --seed and --ws (or a job file with --jobs)")
+        if ws_file is not None and trunc is not None:
+            raise click.UsageError("--trunc applies to --seed, not to --ws")
+        if points is None or targets is None:
+            raise click.UsageError("--points and --targets are required (or a job file with --jobs)")
+    trunc = drag_outputs.DEFAULTS["trunc"] if trunc is None else trunc
+    try:
+        if jobs_file is not None:
+            jobs = drag_outputs.read_jobs(jobs_file, dict(trunc=trunc, space=space, steps=steps, lr=lr,
+                                                          lambda_mask=lambda_mask))
+        else:
+            point_list = drag_outputs.parse_points(points, "--points")
+            target_list = drag_outputs.parse_points(targets, "--targets")
+            if len(point_list) != len(target_list):
+                raise ValueError(f"{len(point_list)} points but {len(target_list)} targets: give one target per "
+                                 "point")
+            jobs = [drag_outputs.Job(name="", points=point_list, targets=target_list, seed=seed, trunc=trunc,
+                                     ws=ws_file, mask=mask_file, space=space, steps=steps, lr=lr,
+                                     lambda_mask=lambda_mask)]
+        from jaxgan.checkpoint import load_checkpoint
+        from jaxgan.edit import drag
+        G = load_checkpoint(ckpt, names=("G",))[0]["G"]
+        cfg = drag.DragConfig.for_generator(G.config, max_points=max(len(job.points) for job in jobs), r1=r1, r2=r2,
+                                            feature_idx=feature_idx)
+        states = []
+        for job in jobs:  # every job is checked before anything runs
+            try:
+                state, note = _drag_session(G, cfg, job)
+            except ValueError as e:
+                raise ValueError(f"job {job.name!r}: {e}" if job.name else str(e)) from None
+            if note:
+                click.echo(f"note: {f'job {job.name!r}: ' if job.name else ''}{note}", err=True)
+            states.append(state)
+        finals, traces = _run_drag_sessions(G, cfg, states, steps_per_call)
+    except _user_errors() as e:
+        raise click.ClickException(str(e)) from None
+
+    settings = {"r1": r1, "r2": r2, "feature_idx": feature_idx, "noise_mode": cfg.noise_mode,
+                "patch_radius": cfg.patch_radius, "search_radius": cfg.search_radius,
+                "stop_distance": cfg.stop_distance}
+    results = [drag_outputs.DragResult(
+        job=job, trace=drag_outputs.trim_trace(trace, len(job.points), cfg.max_points),
+        targets=np.asarray(job.targets, np.int32),
+        final_ws=np.asarray(drag.assemble_ws(cfg, state.w, state.w0, state.w_space), np.float32),
+        reached=bool(state.reached), steps_done=int(state.steps_done), mask_used=bool(state.use_mask))
+        for job, state, trace in zip(jobs, finals, traces)]
+    try:
+        for result in results:
+            job = result.job
+            folder = outdir / job.name if job.name else outdir
+            folder.mkdir(parents=True, exist_ok=True)
+            if trace_file is not None:
+                trace_file.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write(trace_file, lambda f: np.savez(f, **drag_outputs.trace_arrays(result)))
+            files = drag_outputs.output_files(result, checkpoint=ckpt, settings=settings, trace_file=trace_file)
+            for name, write in files.items():
+                _atomic_write(folder / name, write)
+            final = result.trace["points"][-1]
+            distance = float(np.sqrt(np.sum((result.targets - final) ** 2, axis=-1)).max())
+            click.echo(f"{job.name + ': ' if job.name else ''}"
+                       f"{'reached targets' if result.reached else 'step limit'} after {result.steps_done} steps, "
+                       f"handles at {';'.join(f'{y},{x}' for y, x in final)} (farthest {distance:.1f} px from its "
+                       "target)")
+    except OSError as e:  # e.g. a file where a job's folder should go, or no permission
+        raise click.ClickException(f"cannot write the outputs: {e}") from None
+    click.echo(f"wrote {outdir}" + (f" ({len(jobs)} sessions)" if jobs_file is not None else "")
+               + (f" and {trace_file}" if trace_file is not None else ""))
