@@ -232,30 +232,22 @@ def _drag_session(G, cfg, job):
 
 
 def _run_drag_sessions(G, cfg, states, steps_per_call: int):
-    """drag.run_sessions over the first min(N, devices) local devices with a progress bar over steps.
-
-    The session list is padded here to a multiple of the mesh size, with copies of the last session that finish on
-    their first call (so the bar's count of finished sessions stays exact), and the padding is dropped after.
-    """
-    import dataclasses
+    """drag.run_sessions with a progress bar over steps, on the first min(N, devices) local devices: a single
+    session runs on one device rather than beside finished padding copies on the others."""
     import jax
-    import numpy as np
     from jaxgan import parallel
     from jaxgan.edit import drag
     count = len(states)
     devices = jax.local_devices()[:count]
-    pads = -count % len(devices)
-    states = states + [dataclasses.replace(states[-1], max_steps=np.int32(0))] * pads
     total = max(int(s.max_steps) for s in states) + 1  # the step cap plus the closing observation
     label = "dragging" if count == 1 else f"dragging {count} sessions on {len(devices)} device(s)"
     with click.progressbar(length=total, label=label, file=sys.stderr, item_show_func=lambda x: x) as bar:
         def on_step(done, _):
-            bar.update(min(steps_per_call, total - bar.pos),
-                       f"{max(done - pads, 0)}/{count} finished" if count > 1 else None)
+            bar.update(min(steps_per_call, total - bar.pos), f"{done}/{count} finished" if count > 1 else None)
         finals, traces = drag.run_sessions(G, cfg, states, mesh=parallel.data_mesh(devices),
                                            steps_per_call=steps_per_call, on_step=on_step)
         bar.update(total - bar.pos)  # sessions that reach their targets end early
-    return finals[:count], traces[:count]
+    return finals, traces
 
 
 @main.command("drag")
