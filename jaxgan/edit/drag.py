@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from jaxgan import parallel
+from jaxgan.loops import scan_steps
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import GeneratorConfig, SplitModel
 from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
@@ -411,9 +412,7 @@ def unstack(tree, count: int) -> list:
 @functools.cache  # one compiled program per (config, mesh, steps per call)
 def _batched_step_fn(cfg: DragConfig, mesh, steps_per_call: int):
     def steps(G, state):
-        def body(carry, _):
-            return drag_step(G, carry, cfg)
-        return jax.lax.scan(body, state, None, length=steps_per_call)
+        return scan_steps(lambda carry: drag_step(G, carry, cfg), state, steps_per_call)
 
     def per_device(G, states):
         return jax.vmap(steps, in_axes=(None, 0))(G, states)
@@ -424,8 +423,8 @@ def make_batched_step(cfg: DragConfig, mesh=None, steps_per_call: int = 1) -> Ca
     """`fn(G, states) -> (states, outputs)` for a stack of sessions whose count is a multiple of the mesh's device
     count (`pad_sessions` pads one); the sessions are split over the devices and stay there between calls.
 
-    Each call advances every session `steps_per_call` steps inside one jitted program (a `lax.scan`); outputs have
-    shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different budgets or
+    Each call advances every session `steps_per_call` steps inside one jitted program (`loops.scan_steps`);
+    outputs have shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different budgets or
     early stops share one program.
     """
     mesh = parallel.data_mesh() if mesh is None else mesh

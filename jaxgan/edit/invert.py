@@ -1,0 +1,352 @@
+"""GAN inversion: find the latent (and noise) whose image reproduces a photo. Two official recipes, each a pure
+function of one image that is vmapped over many and sharded over devices.
+
+* `projector`: stylegan2-ada-pytorch's `projector.py` (W space). w starts at the mean of 10,000 mapped seeded z
+  (RandomState(123)); every synthesis noise buffer is optimised too, starting from N(0, 1) and renormalised to zero
+  mean / unit variance after each step, under the multi-scale autocorrelation regulariser (weight 1e5); the
+  learning rate ramps up linearly over the first 5% and down with a cosine over the last 25% (peak 0.1); w gets
+  Gaussian noise of scale w_std * 0.05 * max(0, 1 - t / 0.75)^2 in the forward pass; the distance is LPIPS on the
+  images area-downsampled to 256 px when larger. (The official script reads NVIDIA's `vgg16.pt`, a TorchScript
+  export of the same LPIPS VGG16 network whose squared feature distance is the LPIPS distance; jaxgan uses its
+  converted LPIPS v0.1 model.)
+* `embed_w_plus`: EditGAN's embedding (../shared/specs/editgan.md §3.3): W+ from a start latent (w_avg by default,
+  EditGAN's encoder output when available), `steps - 1` Adam updates at lr get_lr(t, 0.1) (the same ramps),
+  loss 10 LPIPS + 1 MSE on images in [0, 1], noise constant. EditGAN's extra encoder-consistency term needs its
+  encoder and is left out until one is converted.
+
+Targets are float32 [H, W, C] in [-1, 1] at the generator resolution (`jaxgan.images.load_image`). Randomness (the
+projector's initial noise and w jitter) comes from an explicit key per image.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgan import parallel
+from jaxgan.loops import scan_steps
+from jaxgan.models import lpips as lpips_model
+from jaxgan.models import stylegan2
+from jaxgan.models.stylegan2 import SplitModel
+
+# ----------------------------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectorConfig:
+    """stylegan2-ada-pytorch projector.py defaults."""
+
+    steps: int = 1000
+    initial_learning_rate: float = 0.1
+    initial_noise_factor: float = 0.05
+    lr_rampdown_length: float = 0.25
+    lr_rampup_length: float = 0.05
+    noise_ramp_length: float = 0.75
+    regularize_noise_weight: float = 1e5
+    distance_resolution: int = 256  # images larger than this are area-downsampled before LPIPS
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    """EditGAN W+ embedding defaults (`EG/utils/model_utils.py`; the CLI's 500 steps, the tool uses 100)."""
+
+    steps: int = 500
+    peak_learning_rate: float = 0.1
+    lr_rampdown_length: float = 0.25
+    lr_rampup_length: float = 0.05
+    lpips_weight: float = 10.0
+    mse_weight: float = 1.0
+
+
+def ramped_learning_rate(t, peak: float, rampdown: float, rampup: float):
+    """Linear ramp-up over the first `rampup` of the run, cosine ramp-down over the last `rampdown` (both recipes)."""
+    ramp = jnp.minimum(1.0, (1.0 - t) / rampdown)
+    ramp = 0.5 - 0.5 * jnp.cos(ramp * jnp.pi)
+    return peak * ramp * jnp.minimum(1.0, t / rampup)
+
+
+def w_statistics(G: SplitModel, samples: int = 10_000, seed: int = 123, chunk: int = 2_000):
+    """(w_avg [w_dim], w_std scalar) of `samples` mapped z ~ RandomState(seed), as the projector computes them:
+    w_std = sqrt(sum |w - w_avg|^2 / samples). Conditional generators use zero labels."""
+    cfg = G.config
+    z = np.random.RandomState(seed).randn(samples, cfg.z_dim)
+    map_fn = jax.jit(lambda g, zz: stylegan2.mapping(g, zz, jnp.zeros((zz.shape[0], cfg.c_dim)))[:, 0])
+    ws = np.concatenate([np.asarray(map_fn(G, z[i:i + chunk].astype(np.float32)))
+                         for i in range(0, samples, chunk)]).astype(np.float32)
+    w_avg = ws.mean(axis=0)
+    w_std = float(np.sqrt(np.sum((ws - w_avg) ** 2) / samples))
+    return w_avg, w_std
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Image-side helpers
+
+
+def area_downsample(images, size: int):
+    """F.interpolate(mode='area') to size x size for an integer factor: the mean of each factor x factor block."""
+    n, h, w, c = images.shape
+    if h <= size:
+        return images
+    if h % size or w % size or h != w:
+        raise ValueError(f"area downsampling needs a square image whose side is a multiple of {size}, got {h}x{w}")
+    f = h // size
+    return images.reshape(n, size, f, size, f, c).mean(axis=(2, 4))
+
+
+def as_rgb(images):
+    """LPIPS compares RGB: grayscale images are repeated over three channels."""
+    return jnp.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def lpips_between(lpips: SplitModel, a, b):
+    return lpips_model.lpips_distance(lpips, as_rgb(a), as_rgb(b))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The synthesis noise buffers as optimisation variables
+
+
+def _is_noise_buffer(path) -> bool:
+    return any(getattr(entry, "key", None) == "noise_const" or getattr(entry, "name", None) == "noise_const"
+               for entry in path)
+
+
+def noise_buffers(G: SplitModel) -> list:
+    """The generator's constant noise maps, in a fixed order (one [H, W] array per synthesis layer)."""
+    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(G.buffers)[0] if _is_noise_buffer(path)]
+
+
+def with_noise(G: SplitModel, noise: list) -> SplitModel:
+    """G with its noise maps replaced (functionally): what `noise_mode='const'` synthesis then uses."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(G.buffers)
+    it = iter(noise)
+    buffers = jax.tree_util.tree_unflatten(treedef, [next(it) if _is_noise_buffer(p) else leaf for p, leaf in leaves])
+    return dataclasses.replace(G, buffers=buffers)
+
+
+def noise_regularization(noise: list):
+    """Sum over maps and scales (halving by 2x2 mean pooling down to 8x8) of the squared mean autocorrelation with
+    a one-pixel roll along each axis (projector.py)."""
+    total = 0.0
+    for n in noise:
+        while True:
+            total += jnp.mean(n * jnp.roll(n, 1, axis=1)) ** 2 + jnp.mean(n * jnp.roll(n, 1, axis=0)) ** 2
+            if n.shape[0] <= 8:
+                break
+            n = n.reshape(n.shape[0] // 2, 2, n.shape[1] // 2, 2).mean(axis=(1, 3))
+    return total
+
+
+def _normalized(n):
+    n = n - jnp.mean(n)
+    return n * jax.lax.rsqrt(jnp.mean(jnp.square(n)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One image's optimisation state and steps
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionState:
+    w: Any        # projector: [w_dim]; W+ embedding: [num_ws, w_dim]
+    noise: Any    # list of noise maps (optimised by the projector, fixed for the embedding)
+    adam: Any
+    step: Any     # int32 steps taken
+    key: Any      # raw PRNG key data of this image (uint32, `jax.random.key_data`), so states convert to numpy
+
+
+jax.tree_util.register_dataclass(InversionState, data_fields=["w", "noise", "adam", "step", "key"], meta_fields=[])
+
+
+def _adam():
+    return optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
+
+
+def projector_init(G: SplitModel, w_avg, key, start=None) -> InversionState:
+    """w at w_avg (or `start`, a [w_dim] latent), noise maps ~ N(0, 1) from `key`."""
+    w = jnp.asarray(w_avg if start is None else start, jnp.float32)
+    noise_key, run_key = jax.random.split(key)
+    noise = [jax.random.normal(jax.random.fold_in(noise_key, i), buf.shape, jnp.float32)
+             for i, buf in enumerate(noise_buffers(G))]
+    return InversionState(w=w, noise=noise, adam=_adam().init((w, noise)), step=jnp.int32(0),
+                          key=jax.random.key_data(run_key))
+
+
+def projector_step(G: SplitModel, lpips: SplitModel, target, state: InversionState, cfg: ProjectorConfig,
+                   w_std) -> tuple[InversionState, jax.Array]:
+    """One projector step for one image: returns the new state and [dist, noise regulariser, loss]."""
+    num_ws = G.config.num_ws
+    t = state.step / cfg.steps
+    lr = ramped_learning_rate(t, cfg.initial_learning_rate, cfg.lr_rampdown_length, cfg.lr_rampup_length)
+    w_noise_scale = w_std * cfg.initial_noise_factor * jnp.maximum(0.0, 1.0 - t / cfg.noise_ramp_length) ** 2
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+    w_noise = jax.random.normal(step_key, state.w.shape) * w_noise_scale
+    target_small = area_downsample(target[None], cfg.distance_resolution)
+
+    def loss_fn(params):
+        w, noise = params
+        ws = jnp.broadcast_to(w + w_noise, (1, num_ws, w.shape[-1]))
+        image = stylegan2.synthesis(with_noise(G, noise), ws, noise_mode="const")
+        dist = lpips_between(lpips, area_downsample(image, cfg.distance_resolution), target_small)[0]
+        reg = noise_regularization(noise)
+        return dist + cfg.regularize_noise_weight * reg, (dist, reg)
+
+    (loss, (dist, reg)), grads = jax.value_and_grad(loss_fn, has_aux=True)((state.w, state.noise))
+    direction, adam = _adam().update(grads, state.adam)
+    w, noise = jax.tree_util.tree_map(lambda p, d: p - lr * d, (state.w, state.noise), direction)
+    noise = [_normalized(n) for n in noise]
+    new_state = InversionState(w=w, noise=noise, adam=adam, step=state.step + 1, key=state.key)
+    return new_state, jnp.stack([dist, reg, loss])
+
+
+def embed_init(G: SplitModel, w_avg, key, start=None) -> InversionState:
+    """W+ from `start` ([num_ws, w_dim] or [w_dim]) or w_avg broadcast; the stored noise maps, not optimised."""
+    cfg = G.config
+    w = jnp.asarray(w_avg if start is None else start, jnp.float32)
+    w = jnp.broadcast_to(w, (cfg.num_ws, cfg.w_dim)) if w.ndim == 1 else w
+    return InversionState(w=w, noise=noise_buffers(G), adam=_adam().init(w), step=jnp.int32(0),
+                          key=jax.random.key_data(key))
+
+
+def embed_step(G: SplitModel, lpips: SplitModel, target, state: InversionState, cfg: EmbedConfig,
+               w_std=None) -> tuple[InversionState, jax.Array]:
+    """One EditGAN embedding update for one image: returns the new state and [lpips, mse, loss].
+
+    EditGAN's loop runs `for _ in range(1, steps)`: update i uses t = i / steps, so step k here is update k + 1.
+    """
+    del w_std  # the embedding adds no latent noise
+    t = (state.step + 1) / cfg.steps
+    lr = ramped_learning_rate(t, cfg.peak_learning_rate, cfg.lr_rampdown_length, cfg.lr_rampup_length)
+    target01 = (target[None] + 1) / 2
+
+    def loss_fn(w):
+        image01 = (stylegan2.synthesis(G, w[None], noise_mode="const") + 1) / 2
+        dist = lpips_model.lpips_distance(lpips, as_rgb(image01), as_rgb(target01), normalize=True)[0]
+        mse = jnp.mean(jnp.square(image01 - target01))
+        return cfg.lpips_weight * dist + cfg.mse_weight * mse, (dist, mse)
+
+    (loss, (dist, mse)), grad = jax.value_and_grad(loss_fn, has_aux=True)(state.w)
+    direction, adam = _adam().update(grad, state.adam)
+    new_state = dataclasses.replace(state, w=state.w - lr * direction, adam=adam, step=state.step + 1)
+    return new_state, jnp.stack([dist, mse, loss])
+
+
+METHODS = {
+    "w": ("projector", projector_init, projector_step, ProjectorConfig,
+          ("lpips", "noise_reg", "loss")),
+    "w+": ("w+ embedding", embed_init, embed_step, EmbedConfig, ("lpips", "mse", "loss")),
+}
+
+
+def updates_for(space: str, steps: int) -> int:
+    """Adam updates a run makes: the projector runs `steps`, EditGAN's loop `steps - 1`."""
+    return steps if space == "w" else max(steps - 1, 0)
+
+
+def final_ws(G: SplitModel, state: InversionState):
+    """The result as [num_ws, w_dim] (the projector's w repeated, as projector.py returns it)."""
+    cfg = G.config
+    return jnp.broadcast_to(state.w, (cfg.num_ws, cfg.w_dim))
+
+
+def reconstruct(G: SplitModel, state: InversionState):
+    """The image of the result, [H, W, C] in [-1, 1], with the run's noise maps."""
+    return stylegan2.synthesis(with_noise(G, state.noise), final_ws(G, state)[None], noise_mode="const")[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Many images: vmap, scan, shard
+
+
+@functools.cache
+def _batched_steps(space: str, cfg, mesh, steps_per_call: int):
+    step_fn = METHODS[space][2]
+
+    def per_image(G, lpips, w_std, target, state):
+        return scan_steps(lambda carry: step_fn(G, lpips, target, carry, cfg, w_std), state, steps_per_call)
+
+    def per_device(shared, batched):
+        G, lpips, w_std = shared
+        targets, states = batched
+        return jax.vmap(per_image, in_axes=(None, None, None, 0, 0))(G, lpips, w_std, targets, states)
+    return parallel.shard_problems(per_device, mesh)
+
+
+@functools.cache
+def _batched_init(space: str):
+    init_fn = METHODS[space][1]
+    return jax.jit(jax.vmap(lambda G, w_avg, key, start: init_fn(G, w_avg, key, start), in_axes=(None, None, 0, 0)))
+
+
+@functools.cache
+def _batched_finish():
+    def finish(G, lpips, targets, states):
+        images = jax.vmap(lambda s: reconstruct(G, s))(states)
+        ws = jax.vmap(lambda s: final_ws(G, s))(states)
+        dist = lpips_between(lpips, images, targets)
+        mse = jnp.mean(jnp.square((images - targets) / 2), axis=(1, 2, 3))  # on [0, 1] images
+        return ws, images, dist, mse
+    return jax.jit(finish)
+
+
+def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, key=None, starts=None,
+           w_stats=None, mesh=None, steps_per_call: int = 1,
+           on_progress: Callable[[int], None] | None = None) -> dict:
+    """Invert N target images [N, H, W, C] (float32 in [-1, 1]) at once, batched and sharded over devices.
+
+    space: 'w' (the stylegan2-ada projector) or 'w+' (EditGAN's embedding). cfg: ProjectorConfig / EmbedConfig.
+    key: PRNG key; image i uses fold_in(key, i), so its result does not depend on what else is in the batch.
+    starts: optional start latents [N, w_dim] or [N, num_ws, w_dim] (w+). w_stats: (w_avg, w_std), computed
+    with `w_statistics` when not given. `on_progress(k)` is called after every k steps.
+
+    Returns numpy arrays: `ws` [N, num_ws, w_dim], `images` [N, H, W, C] (reconstructions in [-1, 1]),
+    `losses` [N, steps, 3] (columns in METHODS[space][4]), `lpips`, `mse` (images in [0, 1]), `psnr` [N], and
+    `noise` (list of [N, h, w] maps: the projector's optimised noise).
+    """
+    if space not in METHODS:
+        raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
+    cfg = METHODS[space][3]() if cfg is None else cfg
+    gcfg = G.config
+    targets = np.asarray(targets, np.float32)
+    expected = (gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels)
+    if targets.ndim != 4 or targets.shape[1:] != expected:
+        raise ValueError(f"targets must have shape [N, {', '.join(map(str, expected))}], got {targets.shape}")
+    count = targets.shape[0]
+    key = jax.random.key(0) if key is None else key
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count, dtype=jnp.uint32))
+    w_avg, w_std = w_statistics(G) if w_stats is None else w_stats
+    if starts is None:
+        starts = np.broadcast_to(np.asarray(w_avg, np.float32),
+                                 (count, gcfg.w_dim) if space == "w" else (count, gcfg.num_ws, gcfg.w_dim))
+    starts = np.asarray(starts, np.float32)
+    if starts.shape[0] != count:
+        raise ValueError(f"{starts.shape[0]} start latents for {count} images")
+    states = _batched_init(space)(G, jnp.asarray(w_avg, jnp.float32), keys, starts)
+
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    shared = parallel.replicate((G, lpips, jnp.float32(w_std)), mesh)
+    (targets_p, states_p), _ = parallel.pad_problems((targets, jax.tree_util.tree_map(np.asarray, states)),
+                                                     mesh.devices.size)
+    total = updates_for(space, cfg.steps)
+    losses = []
+    done = 0
+    while done < total:
+        k = min(steps_per_call, total - done)
+        states_p, step_losses = _batched_steps(space, cfg, mesh, k)(shared, (targets_p, states_p))
+        losses.append(np.asarray(step_losses)[:count])
+        done += k
+        if on_progress is not None:
+            on_progress(k)
+    states = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], states_p)
+    ws, images, dist, mse = (np.asarray(a) for a in _batched_finish()(G, lpips, jnp.asarray(targets), states))
+    return {
+        "ws": ws, "images": images, "lpips": dist, "mse": mse, "psnr": -10 * np.log10(np.maximum(mse, 1e-12)),
+        "losses": np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, 3), np.float32),
+        "loss_names": METHODS[space][4], "noise": [np.asarray(n) for n in states.noise],
+    }

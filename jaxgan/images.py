@@ -1,0 +1,66 @@
+"""Reading photos as generator targets and as LPIPS inputs.
+
+`load_image` follows stylegan2-ada-pytorch's projector.py: centre crop to a square (the largest one, offsets
+rounded down), then a Lanczos resize to the generator resolution (PIL.Image.LANCZOS, Pillow's windowed sinc with
+a = 3, antialiased when shrinking). Pixels map to [-1, 1] by x / 127.5 - 1, the convention of the lpips package and
+of the generator's output. Any Pillow-readable file works: palette, 16-bit and CMYK images are converted; an alpha
+channel is dropped with a warning (the generators model opaque images); grayscale generators get luminance
+(Pillow's ITU-R 601-2 'L' conversion) and colour generators get RGB.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used (unreadable, or the wrong kind)."""
+
+
+def _open(path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageError(f"{path}: not an image Pillow can read ({err})") from None
+
+
+def _to_mode(image: Image.Image, channels: int, path) -> Image.Image:
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        warnings.warn(f"{path}: the alpha channel is dropped (the generator models opaque images)", stacklevel=3)
+    if channels == 1:
+        return image.convert("L")
+    if channels == 3:
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: scale to 8 bits first
+            image = Image.fromarray((np.asarray(image, np.float64) / 256).clip(0, 255).astype(np.uint8))
+        return image.convert("RGB")
+    raise ImageError(f"generators with {channels} channels are not supported for image targets (only 1 or 3)")
+
+
+def center_crop_square(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    s = min(w, h)
+    return image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+
+
+def load_image(path, resolution: int, channels: int = 3) -> np.ndarray:
+    """A photo as a float32 [resolution, resolution, channels] target in [-1, 1]."""
+    image = _to_mode(_open(path), channels, path)
+    image = center_crop_square(image).resize((resolution, resolution), Image.LANCZOS)
+    pixels = np.asarray(image, np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return pixels / np.float32(127.5) - np.float32(1)
+
+
+def load_rgb_pm1(path) -> np.ndarray:
+    """An image as RGB [H, W, 3] float32 in [-1, 1], no crop or resize (the lpips package's `im2tensor`)."""
+    image = _open(path)
+    if "A" in image.getbands():
+        warnings.warn(f"{path}: the alpha channel is dropped", stacklevel=2)
+    return np.asarray(image.convert("RGB"), np.float32) / np.float32(127.5) - np.float32(1)
