@@ -295,13 +295,15 @@ def _batched_finish():
     return jax.jit(finish)
 
 
-def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, key=None, starts=None,
+def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, key=None, keys=None,
+           starts=None,
            w_stats=None, mesh=None, steps_per_call: int = 1,
            on_progress: Callable[[int], None] | None = None) -> dict:
     """Invert N target images [N, H, W, C] (float32 in [-1, 1]) at once, batched and sharded over devices.
 
     space: 'w' (the stylegan2-ada projector) or 'w+' (EditGAN's embedding). cfg: ProjectorConfig / EmbedConfig.
     key: PRNG key; image i uses fold_in(key, i), so its result does not depend on what else is in the batch.
+    keys: or one PRNG key per image, e.g. to repeat image i of a batch alone with fold_in(key, i).
     starts: optional start latents [N, w_dim] or [N, num_ws, w_dim] (w+). w_stats: (w_avg, w_std), computed
     with `w_statistics` when not given. `on_progress(k)` is called after every k steps.
 
@@ -318,8 +320,11 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     if targets.ndim != 4 or targets.shape[1:] != expected:
         raise ValueError(f"targets must have shape [N, {', '.join(map(str, expected))}], got {targets.shape}")
     count = targets.shape[0]
-    key = jax.random.key(0) if key is None else key
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count, dtype=jnp.uint32))
+    if keys is None:
+        key = jax.random.key(0) if key is None else key
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count, dtype=jnp.uint32))
+    elif len(keys) != count:
+        raise ValueError(f"{len(keys)} keys for {count} images")
     w_avg, w_std = w_statistics(G) if w_stats is None else w_stats
     if starts is None:
         starts = np.broadcast_to(np.asarray(w_avg, np.float32),
