@@ -34,11 +34,8 @@ under `--official`; the official code is imported from PATH at run time.
 """
 
 import argparse
-import contextlib
 import functools
-import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -53,6 +50,7 @@ import jax  # noqa: E402 (after the allocator setting)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench_common import machine_info, peak_memory, write_report  # noqa: E402
 from jaxgan import parallel  # noqa: E402
 from jaxgan.edit import drag  # noqa: E402
 from jaxgan.models import stylegan2  # noqa: E402
@@ -101,30 +99,6 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Machine description and memory
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
-    device = jax.devices()[0]
-    return {"jax": jax.__version__, "backend": jax.default_backend(), "device_kind": device.device_kind,
-            "device_count": jax.device_count(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
-            "host": platform.machine(), "python": platform.python_version()}
-
-
-def peak_memory() -> dict:
-    """The process-wide peak so far: device bytes where the backend reports them, else the host's max RSS."""
-    stats = jax.devices()[0].memory_stats()
-    if stats and "peak_bytes_in_use" in stats:
-        return {"device_peak_bytes": int(stats["peak_bytes_in_use"])}
-    return {"host_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -376,11 +350,7 @@ def main(argv=None):
         "machine": machine_info(),
         "results": results,
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
