@@ -47,7 +47,7 @@ def test_step0_image_and_resized_feature_match_official(name):
     assert np.max(np.abs(image - reference)) <= 1  # uint8 truncation of equal floats up to 1e-4
     assert np.mean(image != reference) < 1e-3
     feat0 = np.asarray(resize_bilinear(states[1].feat0, (256, 256)))  # F0 as the renderer keeps it
-    assert np.max(np.abs(feat0 - np.transpose(data["feat0"], (1, 2, 0)))) <= 1e-4  # measured 2e-6
+    assert np.max(np.abs(feat0 - np.transpose(data["feat0"], (1, 2, 0)))) <= 1e-4  # measured 5.4e-6
     np.testing.assert_allclose(np.asarray(outputs[0].ws), data["ws"][0][0], atol=0)
 
 
