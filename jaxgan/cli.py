@@ -1,13 +1,16 @@
-"""The `jaxgan` command line: convert checkpoints, generate images, drag points (DragGAN).
+"""The `jaxgan` command line: convert checkpoints, generate images, drag points (DragGAN), invert photos into
+latents (projector / W+ embedding), measure LPIPS distances.
 
 Each command parses its options, calls one library function, and writes its outputs atomically (temporary name,
 then rename). Bad input gives a one-line error and a non-zero exit. JAX is imported inside the commands so that
 `--help` stays instant.
 """
 
+import functools
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
@@ -81,41 +84,69 @@ def main():
       jaxgan convert network-snapshot.pkl ffhq        # official .pkl or rosinality .pt -> jaxgan checkpoint
       jaxgan generate ffhq --seeds 0-7 --outdir out   # images, batched over all local devices
       jaxgan drag ffhq --seed 0 --points 250,200 --targets 250,260 --outdir dragged   # DragGAN
+      jaxgan invert ffhq face.png --lpips lpips-vgg --outdir inverted   # photo -> latent (projector)
+      jaxgan lpips --lpips lpips-vgg a.png b.png      # perceptual distance
     """
 
 
 @main.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality"]), default="auto", show_default=True,
+@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg"]), default="auto",
+              show_default=True,
               help="Source format. auto looks at the file's bytes: torch.save files (zip or legacy) are rosinality "
-                   "checkpoints, other pickles are network pickles.")
-def convert(src: Path, dst: Path, kind: str):
-    """Convert a PyTorch StyleGAN2 checkpoint SRC into a jaxgan checkpoint directory DST.
+                   "checkpoints, other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
+                   "torchvision's VGG16 weights and --lin the LPIPS lin weights.")
+@click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
+                   "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
+                   "github.com/richzhang/PerceptualSimilarity).")
+def convert(src: Path, dst: Path, kind: str, lin_file: Path | None):
+    """Convert a PyTorch checkpoint SRC into a jaxgan checkpoint directory DST.
 
     \b
     Reads, without torch and without running any code stored in the file:
       - stylegan2-ada-pytorch / stylegan3-repo (StyleGAN2) / DragGAN network pickles (.pkl):
         G_ema is converted for generation, D when present;
-      - rosinality stylegan2-pytorch checkpoints (.pt): g_ema with latent_avg, and d when present.
+      - rosinality stylegan2-pytorch checkpoints (.pt): g_ema with latent_avg, and d when present;
+      - LPIPS v0.1 (vgg), for `jaxgan lpips` and `jaxgan invert` (--kind lpips-vgg): SRC is torchvision's
+        vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth), --lin is
+        lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity).
     DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of SRC, converter version).
     DST must not exist; it appears only once complete.
 
     \b
-    Example:
+    Examples:
       jaxgan convert stylegan2-ffhq-512x512.pkl ffhq512
+      jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth
     """
+    if kind == "lpips-vgg" and lin_file is None:
+        raise click.UsageError("--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth")
+    if kind != "lpips-vgg" and lin_file is not None:
+        raise click.UsageError("--lin only goes with --kind lpips-vgg")
     from checkpoints_convert.convert import convert_file
     try:
-        out = convert_file(src, dst, kind=kind)
+        out = convert_file(src, dst, kind=kind, lin=lin_file)
     except _user_errors() as e:
         raise click.ClickException(str(e)) from None
     from jaxgan.checkpoint import read_sidecar
     sidecar = read_sidecar(out)
     for name, entry in sidecar["models"].items():
         cfg = entry["config"]
-        click.echo(f"{name}: {entry['kind']} {cfg['img_resolution']}x{cfg['img_resolution']}, "
-                   f"c_dim {cfg['c_dim']}, architecture {cfg['architecture']}")
+        if entry["kind"] == "lpips-vgg":
+            click.echo(f"{name}: {entry['kind']} (LPIPS v{cfg['version']}, {cfg['net']} trunk)")
+        elif entry["kind"].startswith("stylegan2-"):
+            click.echo(f"{name}: {entry['kind']} {cfg['img_resolution']}x{cfg['img_resolution']}, "
+                       f"c_dim {cfg['c_dim']}, architecture {cfg['architecture']}")
+        else:
+            click.echo(f"{name}: {entry['kind']}")
+    source = sidecar.get("source", {})
+    if source.get("kind") == "lpips-vgg":
+        if not source.get("vgg_is_torchvision_vgg16_397923af", True):
+            click.echo(f"note: {source.get('file')} is not torchvision's vgg16-397923af.pth; distances will differ "
+                       "from published LPIPS values", err=True)
+        if not source.get("lin", {}).get("released_v0.1_vgg", True):
+            click.echo(f"note: {source['lin'].get('file')} is not the released lpips v0.1 vgg.pth", err=True)
     click.echo(f"wrote {out}")
 
 
@@ -385,3 +416,282 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
         raise click.ClickException(f"cannot write the outputs: {e}") from None
     click.echo(f"wrote {outdir}" + (f" ({len(jobs)} sessions)" if jobs_file is not None else "")
                + (f" and {trace_file}" if trace_file is not None else ""))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LPIPS: the checkpoint option shared by `lpips` and `invert`
+
+LPIPS_ENV = "JAXGAN_LPIPS"
+LPIPS_FILES_HINT = (
+    "LPIPS needs two files: torchvision's vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) "
+    "and lpips/weights/v0.1/vgg.pth (in the lpips pip package, or github.com/richzhang/PerceptualSimilarity); "
+    "convert them once with `jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth`, then give "
+    f"--lpips lpips-vgg (or set {LPIPS_ENV})")
+
+
+def _lpips_option(command):
+    return click.option(
+        "--lpips", "lpips_ckpt", type=click.Path(path_type=Path), envvar=LPIPS_ENV, show_envvar=True,
+        help="The jaxgan LPIPS checkpoint, made by `jaxgan convert vgg16-397923af.pth DST --kind lpips-vgg --lin "
+             "vgg.pth`.")(command)
+
+
+def _load_lpips(path):
+    """The LPIPS model of the checkpoint at `path`; a one-line error naming the files to get when there is none."""
+    from jaxgan.checkpoint import CheckpointFormatError, load_checkpoint, read_sidecar
+    if path is None:
+        raise click.ClickException(f"no LPIPS checkpoint given. {LPIPS_FILES_HINT}")
+    path = Path(path)
+    if not path.exists():
+        raise click.ClickException(f"the LPIPS checkpoint {path} does not exist. {LPIPS_FILES_HINT}")
+    if not path.is_dir():  # e.g. one of the .pth files themselves
+        raise click.ClickException(f"{path} is a file, not a jaxgan LPIPS checkpoint directory. {LPIPS_FILES_HINT}")
+    try:
+        models = read_sidecar(path)["models"]
+    except CheckpointFormatError:
+        raise click.ClickException(f"{path} is not a jaxgan LPIPS checkpoint. {LPIPS_FILES_HINT}") from None
+    names = [name for name, entry in models.items() if entry.get("kind") == "lpips-vgg"]
+    if not names:
+        raise click.ClickException(f"{path} holds no LPIPS model (it holds {', '.join(sorted(models))}). "
+                                   f"{LPIPS_FILES_HINT}")
+    try:
+        return load_checkpoint(path, names=names[:1])[0][names[0]]
+    except CheckpointFormatError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _notes_from_warnings(caught) -> None:
+    """Warnings raised while reading inputs (e.g. a dropped alpha channel), shown as one-line notes on stderr."""
+    for warning in caught:
+        click.echo(f"note: {warning.message}", err=True)
+
+
+def _load_images(paths, load):
+    """[load(path) for path in paths], with warnings turned into notes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return [load(path) for path in paths]
+        finally:
+            _notes_from_warnings(caught)
+
+
+def lpips_pairs(count: int, all_pairs: bool) -> list[tuple[int, int]]:
+    """Which images `jaxgan lpips` compares: the first with each of the others, or every pair (i < j)."""
+    if all_pairs:
+        return [(i, j) for i in range(count) for j in range(i + 1, count)]
+    return [(0, j) for j in range(1, count)]
+
+
+@functools.cache
+def _lpips_program(devices: tuple):
+    """The sharded LPIPS of a batch of pairs on `devices`, built once per device set (so jit's cache is reused)."""
+    from jaxgan import parallel
+    from jaxgan.models import lpips as lpips_model
+    return parallel.shard_problems(lambda model, pair: lpips_model.lpips_distance(model, *pair),
+                                   parallel.data_mesh(devices))
+
+
+def _lpips_distances(model, images, pairs, batch_size: int):
+    """LPIPS of images[i] and images[j] for each pair, batch_size pairs per device per call, over the local devices."""
+    import jax
+    import numpy as np
+    from jaxgan import parallel
+    devices = tuple(jax.local_devices()[:len(pairs)])
+    run = _lpips_program(devices)
+    chunk = batch_size * len(devices)
+    out = []
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        batch = (images[[i for i, _ in part]], images[[j for _, j in part]])
+        padded, count = parallel.pad_problems(batch, len(devices))
+        out.append(np.asarray(run(model, padded))[:count])
+    return np.concatenate(out).astype(np.float32)
+
+
+@main.command("lpips")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_lpips_option
+@click.option("--all-pairs", is_flag=True, help="Compare every pair of images, not just the first with the others.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object {\"lpips_checkpoint\", \"pairs\": [{\"a\", \"b\", \"distance\"}]} instead.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Pairs per device per step.")
+def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
+    """LPIPS distance (v0.1, vgg) between images, as the lpips package computes it.
+
+    With two images, prints their distance; with more, the distance of the first to each of the others, or of
+    every pair with --all-pairs. One line per pair: `A B DISTANCE` (6 decimals). Images are read as RGB and mapped
+    to [-1, 1] by x / 127.5 - 1, without crop or resize (the lpips package's im2tensor; alpha is dropped with a
+    note); they must all have the same size, at least 16x16.
+
+    \b
+    Examples:
+      jaxgan lpips --lpips lpips-vgg photo.png inverted/photo_recon.png
+      JAXGAN_LPIPS=lpips-vgg jaxgan lpips --all-pairs --json a.png b.png c.png
+    """
+    import json
+
+    import numpy as np
+
+    if len(images) < 2:
+        raise click.UsageError("give at least two images to compare")
+    model = _load_lpips(lpips_ckpt)
+    try:
+        from jaxgan.images import load_rgb_pm1
+        from jaxgan.models.lpips import MIN_SIZE
+        arrays = _load_images(images, load_rgb_pm1)
+        height, width = arrays[0].shape[:2]
+        for path, array in zip(images[1:], arrays[1:]):
+            if array.shape[:2] != (height, width):
+                raise ValueError(f"{images[0]} is {width}x{height} pixels but {path} is {array.shape[1]}x"
+                                 f"{array.shape[0]}: LPIPS compares images of the same size (crop or resize first)")
+        if min(height, width) < MIN_SIZE:
+            raise ValueError(f"the images are {width}x{height} pixels; LPIPS (vgg) needs at least "
+                             f"{MIN_SIZE}x{MIN_SIZE}")
+        pairs = lpips_pairs(len(images), all_pairs)
+        distances = _lpips_distances(model, np.stack(arrays), pairs, batch_size)
+    except _user_errors() as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"lpips_checkpoint": str(Path(lpips_ckpt).resolve()),
+                               "pairs": [{"a": str(images[i]), "b": str(images[j]), "distance": float(d)}
+                                         for (i, j), d in zip(pairs, distances)]}, indent=2))
+    else:
+        for (i, j), d in zip(pairs, distances):
+            click.echo(f"{images[i]} {images[j]} {d:.6f}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inversion
+
+
+def _run_inversions(G, lpips, targets, *, space, cfg, seed, batch_size, steps_per_call):
+    """invert.invert over `targets` in batches of batch_size images per device, with one progress bar over all
+    steps; returns the batches' results joined."""
+    import jax
+    import numpy as np
+    from jaxgan import parallel
+    from jaxgan.edit import invert
+    count = len(targets)
+    all_devices = jax.local_devices()
+    chunk = batch_size * len(all_devices)
+    batches = [list(range(start, min(start + chunk, count))) for start in range(0, count, chunk)]
+    updates = invert.updates_for(space, cfg.steps)
+    w_stats = invert.w_statistics(G)
+    method = invert.METHODS[space][0]
+    key = jax.random.key(seed)
+    label = f"inverting {count} image{'s' if count > 1 else ''} ({method}, {space})"
+    results = []
+    with click.progressbar(length=max(updates * len(batches), 1), label=label, file=sys.stderr,
+                           item_show_func=lambda x: x) as bar:
+        for b, batch in enumerate(batches):
+            note = f"batch {b + 1}/{len(batches)}" if len(batches) > 1 else None
+            # image i of the command line uses fold_in(key, i) whichever batch it runs in
+            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.asarray(batch, np.uint32))
+            results.append(invert.invert(
+                G, lpips, np.stack([targets[i] for i in batch]), space=space, cfg=cfg, keys=keys, w_stats=w_stats,
+                mesh=parallel.data_mesh(all_devices[:len(batch)]), steps_per_call=steps_per_call,
+                on_progress=lambda k, note=note: bar.update(k, note)))
+        bar.update(bar.length - bar.pos)
+    joined = {name: np.concatenate([r[name] for r in results])
+              for name in ("ws", "images", "lpips", "mse", "psnr", "losses")}
+    joined["noise"] = [np.concatenate(maps) for maps in zip(*(r["noise"] for r in results))]
+    joined["loss_names"] = results[0]["loss_names"]
+    return joined
+
+
+@main.command("invert")
+@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_lpips_option
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="w: stylegan2-ada-pytorch's projector (projector.py): one w for every layer, plus the synthesis "
+                   "noise maps, minimising LPIPS. w+: EditGAN's embedding: one w per layer, minimising "
+                   "10 LPIPS + MSE, noise fixed.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimisation steps: the projector makes STEPS updates, the W+ embedding STEPS - 1 (as EditGAN's "
+                   "loop).  [default: 1000 for w (projector.py), 500 for w+ (EditGAN's command line)]")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
+              help="Key of the projector's random numbers (initial noise maps, w jitter): image i (0-based, in "
+                   "command-line order) uses fold_in(key(SEED), i), whatever the batches. The W+ embedding is "
+                   "deterministic.")
+@click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the outputs (created if missing).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per device inverted together; more images run in batches one after another.")
+@click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Optimisation steps run inside one compiled call (fewer host round trips).")
+def invert_command(ckpt, images, lpips_ckpt, space, steps, seed, outdir, batch_size, steps_per_call):
+    """Invert photos IMAGES into latents of the generator of checkpoint CKPT (GAN inversion).
+
+    Each image is centre-cropped to a square and resized (Lanczos) to the generator's resolution, as
+    projector.py does, then all are optimised together, batched and spread over the local devices. Per image
+    NAME (the file's stem; -2, -3, ... added when stems repeat) OUTDIR gets NAME_ws.npy (the latent,
+    (num_ws, w_dim) float32, which `jaxgan generate --ws` takes), NAME_recon.png (its image), NAME_target.png,
+    NAME_compare.png (target | reconstruction), NAME_loss.png (loss curve) and, for --space w, NAME_noise.npz
+    (the optimised noise maps the reconstruction uses); plus invert.json with each image's final LPIPS, MSE and
+    PSNR, the settings and the file names.
+
+    \b
+    Examples:
+      jaxgan invert ffhq face.png --lpips lpips-vgg --outdir inverted
+      jaxgan invert ffhq a.png b.png --lpips lpips-vgg --space w+ --steps 200 --outdir embedded
+    """
+    import dataclasses
+
+    import numpy as np
+    from jaxgan.edit import invert_outputs
+
+    lpips = _load_lpips(lpips_ckpt)
+    try:
+        import jax
+        from jaxgan import sampling
+        from jaxgan.checkpoint import load_checkpoint
+        from jaxgan.edit import invert
+        from jaxgan.images import load_image
+        G = load_checkpoint(ckpt, names=("G",))[0]["G"]
+        gcfg = G.config
+        targets = _load_images(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels))
+        method, _, _, config_class, loss_names = invert.METHODS[space]
+        cfg = config_class() if steps is None else config_class(steps=steps)
+        result = _run_inversions(G, lpips, targets, space=space, cfg=cfg, seed=seed, batch_size=batch_size,
+                                 steps_per_call=steps_per_call)
+        buffer_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(G.buffers)[0]
+                        if invert._is_noise_buffer(path)]  # the order of invert.noise_buffers / result["noise"]
+    except _user_errors() as e:
+        raise click.ClickException(str(e)) from None
+
+    names = invert_outputs.unique_names(images)
+    noise_keys = invert_outputs.noise_names(buffer_paths)
+    target_pixels = sampling.to_uint8(np.stack(targets))
+    recon_pixels = sampling.to_uint8(result["images"])
+    with_noise = space == "w"
+    entries = []
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        for i, (name, path) in enumerate(zip(names, images)):
+            losses = result["losses"][i]
+            noise = {k: maps[i] for k, maps in zip(noise_keys, result["noise"])} if with_noise else None
+            files = invert_outputs.output_files(
+                name, target=target_pixels[i], reconstruction=recon_pixels[i], ws=result["ws"][i], losses=losses,
+                loss_names=loss_names, noise=noise,
+                title=f"{name}: {method if space in method else f'{method} ({space})'}, "
+                      f"final LPIPS {float(result['lpips'][i]):.4f}")
+            for file_name, write in files.items():
+                _atomic_write(outdir / file_name, write)
+            entries.append(invert_outputs.image_entry(
+                name, path, lpips=result["lpips"][i], mse=result["mse"][i], psnr=result["psnr"][i],
+                final_losses=dict(zip(loss_names, losses[-1])) if len(losses) else {}, with_noise=with_noise))
+            click.echo(f"{name}: LPIPS {float(result['lpips'][i]):.4f}, MSE {float(result['mse'][i]):.5f}, "
+                       f"PSNR {float(result['psnr'][i]):.2f} dB")
+        settings = {"space": space, "method": method, "steps": cfg.steps,
+                    "updates": invert.updates_for(space, cfg.steps), "seed": seed, "batch_size": batch_size,
+                    "steps_per_call": steps_per_call, "config": dataclasses.asdict(cfg)}
+        doc = invert_outputs.summary(checkpoint=ckpt, lpips_checkpoint=lpips_ckpt, settings=settings,
+                                     loss_names=loss_names, images=entries)
+        _atomic_write(outdir / invert_outputs.SUMMARY_NAME, invert_outputs.summary_file(doc))
+    except OSError as e:  # e.g. a file where OUTDIR should go, or no permission
+        raise click.ClickException(f"cannot write the outputs: {e}") from None
+    click.echo(f"wrote {len(names)} inversion{'s' if len(names) > 1 else ''} and {invert_outputs.SUMMARY_NAME} to "
+               f"{outdir}")
