@@ -289,8 +289,9 @@ def _batched_finish():
     def finish(G, lpips, targets, states):
         images = jax.vmap(lambda s: reconstruct(G, s))(states)
         ws = jax.vmap(lambda s: final_ws(G, s))(states)
-        dist = lpips_between(lpips, images, targets)
-        mse = jnp.mean(jnp.square((images - targets) / 2), axis=(1, 2, 3))  # on [0, 1] images
+        shown = jnp.clip(images, -1, 1)  # the metrics describe the image a user sees (and the PNG holds)
+        dist = lpips_between(lpips, shown, targets)
+        mse = jnp.mean(jnp.square((shown - targets) / 2), axis=(1, 2, 3))  # on [0, 1] images
         return ws, images, dist, mse
     return jax.jit(finish)
 
@@ -308,7 +309,8 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     with `w_statistics` when not given. `on_progress(k)` is called after every k steps.
 
     Returns numpy arrays: `ws` [N, num_ws, w_dim], `images` [N, H, W, C] (reconstructions in [-1, 1]),
-    `losses` [N, steps, 3] (columns in METHODS[space][4]), `lpips`, `mse` (images in [0, 1]), `psnr` [N], and
+    `losses` [N, steps, 3] (columns in METHODS[space][4]), `lpips`, `mse` (images in [0, 1]), `psnr` [N] of the
+    reconstruction clipped to [-1, 1] against the target, and
     `noise` (list of [N, h, w] maps: the projector's optimised noise).
     """
     if space not in METHODS:

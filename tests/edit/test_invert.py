@@ -2,10 +2,10 @@
 generator from known latents, and batched equal to one at a time.
 
 The LPIPS trunk in the fixtures is random (ImageNet VGG16 weights cannot be shipped), so the distance is not
-perceptual; the thresholds below are what 25 steps reach on 64 px fixture images with it. Measured: the W+ embedding
-lowers MSE from 0.22 to about 0.02 and LPIPS about 8x below the w_avg image's; the W projector (LPIPS only, W
-space, noise maps starting random) lowers its distance about 5x from its first step and ends below the w_avg
-image's LPIPS, while its MSE barely moves.
+perceptual; the thresholds below are what 25 steps reach on 64 px fixture images with it (targets clipped to
+[-1, 1] like photos). Measured: the W+ embedding lowers MSE from about 0.065 to 0.013 (PSNR 18.6 dB) and LPIPS to
+0.18-0.27 of the w_avg image's; the W projector (LPIPS only, W space, noise maps starting random) lowers its
+distance to 0.18-0.36 of its first step's and ends below the w_avg image's LPIPS.
 """
 
 import functools
@@ -32,16 +32,17 @@ def models():
 
 @functools.cache
 def targets(count=2):
-    """Images of the fixture generator at known latents (seeds 5.., psi 0.7)."""
+    """Images of the fixture generator at known latents (seeds 5.., psi 0.7), clipped to [-1, 1] like a photo."""
     G, _, _ = models()
     z = np.random.RandomState(5).randn(count, G.config.z_dim).astype(np.float32)
-    return np.asarray(stylegan2.synthesis(G, stylegan2.mapping(G, z, truncation_psi=0.7)))
+    return np.clip(np.asarray(stylegan2.synthesis(G, stylegan2.mapping(G, z, truncation_psi=0.7))), -1, 1)
 
 
 def start_errors(space):
     """LPIPS and MSE ([0, 1] images) of the start latent's image against the targets."""
     G, L, (w_avg, _) = models()
-    start = stylegan2.synthesis(G, jnp.broadcast_to(jnp.asarray(w_avg), (2, G.config.num_ws, G.config.w_dim)))
+    start = jnp.clip(stylegan2.synthesis(G, jnp.broadcast_to(jnp.asarray(w_avg), (2, G.config.num_ws, G.config.w_dim))),
+                     -1, 1)
     t = jnp.asarray(targets())
     return np.asarray(invert.lpips_between(L, start, t)), np.asarray(jnp.mean(((start - t) / 2) ** 2, axis=(1, 2, 3)))
 
@@ -59,9 +60,9 @@ def test_w_plus_embedding_reconstructs_generated_images():
     result = run("w+", 25)
     lpips0, mse0 = start_errors("w+")
     assert result["ws"].shape == (2, 10, models()[0].config.w_dim)
-    assert np.all(result["mse"] < 0.25 * mse0), (result["mse"], mse0)
-    assert np.all(result["lpips"] < 0.25 * lpips0), (result["lpips"], lpips0)
-    assert np.all(result["psnr"] > 14)
+    assert np.all(result["mse"] < 0.35 * mse0), (result["mse"], mse0)  # measured <= 0.23x
+    assert np.all(result["lpips"] < 0.4 * lpips0), (result["lpips"], lpips0)  # measured <= 0.27x
+    assert np.all(result["psnr"] > 16)  # measured 18.6 dB
     total = result["losses"][:, :, 2]
     assert total.shape == (2, 24)  # EditGAN's loop makes steps - 1 updates
     # Monotone-ish: each 4-step window's mean loss is below the previous window's.
@@ -73,7 +74,7 @@ def test_projector_lowers_lpips_and_keeps_unit_noise():
     result = run("w", 25)
     lpips0, _ = start_errors("w")
     dist = result["losses"][:, :, 0]
-    # Against its first step (noise maps still random): measured 0.25x and 0.45x.
+    # Against its first step (noise maps still random): measured 0.18x and 0.36x.
     assert np.all(result["lpips"] < 0.6 * dist[:, 0]), (result["lpips"], dist[:, 0])
     assert np.all(result["lpips"] < lpips0), (result["lpips"], lpips0)
     # projector.py's W result is one w repeated over all layers.
