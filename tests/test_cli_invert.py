@@ -16,6 +16,7 @@ from PIL import Image
 
 from jaxgan.cli import LPIPS_ENV, main
 from jaxgan.edit import invert_outputs
+from tests.cli_assertions import assert_refused
 from tests.test_cli_lpips import FILES_HINT, generator_checkpoint, lpips_checkpoint
 
 STEPS = 4
@@ -216,16 +217,6 @@ def four_channel_checkpoint(tmp_path_factory):
     zeros = functools.partial(jax.tree_util.tree_map, lambda s: np.zeros(s.shape, s.dtype))
     G = dataclasses.replace(G, params=zeros(G.params), buffers=zeros(G.buffers))
     return save_checkpoint(tmp_path_factory.mktemp("rgba_G") / "ck", {"G": G})
-
-
-def assert_refused(result, message, out, exit_code=1):
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and message in errors[0], result.output
-    if exit_code == 1:
-        assert len(result.output.strip().splitlines()) == 1, result.output
-    assert not out.exists(), "something was written"
 
 
 def test_bad_inputs_are_refused(setup, four_channel_checkpoint, tmp_path):

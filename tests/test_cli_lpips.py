@@ -18,6 +18,7 @@ from PIL import Image
 from jaxgan.cli import LPIPS_ENV, lpips_pairs, main
 from jaxgan.images import load_rgb_pm1
 from jaxgan.models.lpips import lpips_distance
+from tests.cli_assertions import assert_refused
 from tests.conftest import fixture_path
 
 _CONVERTED = {}
@@ -164,15 +165,6 @@ def test_alpha_is_dropped_with_a_note_and_the_checkpoint_may_come_from_the_envir
     assert result.stderr.startswith(f"note: {images['b_rgba']}: the alpha channel is dropped")
     (_, _, text), = lines(result)
     assert abs(float(text) - direct_distance(lpips_ckpt, images["a"], images["b"])) <= 5e-7 + 1e-6
-
-
-def assert_refused(result, message, exit_code=1):
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and message in errors[0], result.output
-    if exit_code == 1:
-        assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 FILES_HINT = ("vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) and "
