@@ -72,6 +72,11 @@ class DragConfig:
         if settings.get("noise_mode", cls.noise_mode) not in ("const", "none"):
             raise ValueError("noise_mode must be 'const' or 'none' for dragging")
         res = blocks[feature_idx]
+        for name, radius in (("r1", settings.get("r1", cls.r1)), ("r2", settings.get("r2", cls.r2))):
+            if round(radius / 512 * gcfg.img_resolution) < 1:  # i.e. radius <= 256 / resolution
+                # The official code would build an empty patch (or window) here; its mean would be NaN.
+                raise ValueError(f"{name}={radius:g} (given for 512 px images) rounds to 0 px at "
+                                 f"{gcfg.img_resolution} px; use {name} > {256 / gcfg.img_resolution:g}")
         return cls(img_resolution=gcfg.img_resolution, img_channels=gcfg.img_channels, num_ws=gcfg.num_ws,
                    w_dim=gcfg.w_dim, feature_resolution=res, feature_channels=gcfg.channels_at(res), **settings)
 
@@ -327,7 +332,7 @@ def motion_loss(cfg: DragConfig, feat, points, targets, active):
                                         jnp.ones_like(sample_rows)[:, None] * sample_cols[None, :])
         count = jnp.sum(member)
         total = jnp.sum(jnp.where(member[..., None], _l1_mean_terms(fixed, shifted), 0))
-        # Patches are empty only when r1 rounds to 0 px (images under 86 px), where torch's mean would be NaN.
+        # A patch can only be empty if r1 rounds to 0 px, which for_generator refuses (torch's mean: NaN).
         return total / (channels * jnp.maximum(count, 1)).astype(jnp.float32)
 
     terms = jax.vmap(term)(points, targets)

@@ -196,3 +196,5 @@ def test_bad_inputs_are_refused_with_clear_messages():
         drag.new_session(cfg, w0, [[1, 1]], [[2, 2]], space="z")
     with pytest.raises(ValueError, match="feature_idx 7 is out of range"):
         drag.DragConfig.for_generator(G.config, feature_idx=7)
+    with pytest.raises(ValueError, match=r"r1=1 \(given for 512 px images\) rounds to 0 px at 256 px; use r1 > 1"):
+        drag.DragConfig.for_generator(G.config, r1=1.0)  # round(0.5) = 0: an empty patch, NaN in the official code
