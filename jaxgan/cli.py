@@ -645,7 +645,6 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, seed, outdir, batch_s
 
     lpips = _load_lpips(lpips_ckpt)
     try:
-        import jax
         from jaxgan import sampling
         from jaxgan.checkpoint import load_checkpoint
         from jaxgan.edit import invert
@@ -657,13 +656,11 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, seed, outdir, batch_s
         cfg = config_class() if steps is None else config_class(steps=steps)
         result = _run_inversions(G, lpips, targets, space=space, cfg=cfg, seed=seed, batch_size=batch_size,
                                  steps_per_call=steps_per_call)
-        buffer_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(G.buffers)[0]
-                        if invert._is_noise_buffer(path)]  # the order of invert.noise_buffers / result["noise"]
+        noise_keys = invert.noise_buffer_names(G)  # the order of result["noise"]
     except _user_errors() as e:
         raise click.ClickException(str(e)) from None
 
     names = invert_outputs.unique_names(images)
-    noise_keys = invert_outputs.noise_names(buffer_paths)
     target_pixels = sampling.to_uint8(np.stack(targets))
     recon_pixels = sampling.to_uint8(result["images"])
     with_noise = space == "w"

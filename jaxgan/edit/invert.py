@@ -122,6 +122,14 @@ def noise_buffers(G: SplitModel) -> list:
     return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(G.buffers)[0] if _is_noise_buffer(path)]
 
 
+def noise_buffer_names(G: SplitModel) -> list[str]:
+    """Dotted names ('synthesis.b8.conv0.noise_const') of `noise_buffers(G)`, in the same order."""
+    def part(entry):
+        return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
+    return [".".join(part(e) for e in path if part(e) != "value")
+            for path, _ in jax.tree_util.tree_flatten_with_path(G.buffers)[0] if _is_noise_buffer(path)]
+
+
 def with_noise(G: SplitModel, noise: list) -> SplitModel:
     """G with its noise maps replaced (functionally): what `noise_mode='const'` synthesis then uses."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(G.buffers)

@@ -52,13 +52,6 @@ def unique_names(paths) -> list[str]:
     return names
 
 
-def noise_names(buffer_paths) -> list[str]:
-    """Dotted names ('synthesis.b8.conv0.noise_const') of noise-buffer pytree paths, in the given order."""
-    def part(entry):
-        return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
-    return [".".join(part(e) for e in path if part(e) != "value") for path in buffer_paths]
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Images
 
