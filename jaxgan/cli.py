@@ -46,12 +46,10 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _save_png(path: Path, image_uint8) -> None:
-    from PIL import Image
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(image_uint8.shape[-1])
-    if mode is None:
+    from jaxgan.images import PNG_MODES, png_writer
+    if image_uint8.shape[-1] not in PNG_MODES:
         raise click.ClickException(f"cannot write a PNG with {image_uint8.shape[-1]} channels; use --raw")
-    pixels = image_uint8[..., 0] if mode == "L" else image_uint8
-    _atomic_write(path, lambda f: Image.fromarray(pixels, mode).save(f, format="PNG"))
+    _atomic_write(path, png_writer(image_uint8))
 
 
 def _grid(images):

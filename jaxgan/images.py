@@ -1,4 +1,5 @@
-"""Reading photos as generator targets and as LPIPS inputs.
+"""Image files on the host: reading photos as generator targets and as LPIPS inputs, writing PNGs, and the
+helpers the CLI's annotated outputs share (RGB views, the default font).
 
 `load_image` follows stylegan2-ada-pytorch's projector.py: centre crop to a square (the largest one, offsets
 rounded down), then a Lanczos resize to the generator resolution (PIL.Image.LANCZOS, Pillow's windowed sinc with
@@ -10,6 +11,7 @@ channel is dropped with a warning (the generators model opaque images); grayscal
 
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -64,3 +66,29 @@ def load_rgb_pm1(path) -> np.ndarray:
     if "A" in image.getbands():
         warnings.warn(f"{path}: the alpha channel is dropped", stacklevel=2)
     return np.asarray(image.convert("RGB"), np.float32) / np.float32(127.5) - np.float32(1)
+
+
+PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
+
+
+def png_writer(pixels: np.ndarray) -> Callable[[Any], None]:
+    """`write(file)` that saves uint8 [H, W, C] pixels (C = 1, 3 or 4) as a PNG (the caller makes it atomic)."""
+    mode = PNG_MODES.get(pixels.shape[-1])
+    if mode is None:
+        raise ValueError(f"cannot write a PNG with {pixels.shape[-1]} channels")
+    pixels = np.ascontiguousarray(pixels[..., 0] if mode == "L" else pixels)
+    return lambda f: Image.fromarray(pixels, mode).save(f, format="PNG")
+
+
+def rgb(pixels: np.ndarray) -> np.ndarray:
+    """[H, W, C] -> [H, W, 3] for drawing in colour: the first three channels, or the grey channel repeated."""
+    return pixels[..., :3] if pixels.shape[-1] >= 3 else np.repeat(pixels[..., :1], 3, axis=-1)
+
+
+def default_font(size: int):
+    """Pillow's default font at `size` px (Pillow < 10.1 has only its fixed bitmap font)."""
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()

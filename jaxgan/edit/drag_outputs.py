@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgan.images import default_font, png_writer, rgb
+
 IMAGE_NAME, GIF_NAME, LATENT_NAME, SUMMARY_NAME, TRACE_NAME = (
     "drag.png", "drag.gif", "drag_ws.npy", "drag.json", "drag_trace.npz")
 
@@ -252,9 +254,8 @@ def trim_trace(trace: dict, count: int, max_points: int) -> dict:
 def annotate(image: np.ndarray, points, targets, label: str | None = None) -> np.ndarray:
     """The image with a line from each handle to its target, handles in red, targets in blue, and `label` in the
     top-left corner. image: [H, W, C] uint8; points and targets (row, col)."""
-    from PIL import Image, ImageDraw, ImageFont
-    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    canvas = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    from PIL import Image, ImageDraw
+    canvas = Image.fromarray(np.ascontiguousarray(rgb(image)), "RGB")
     draw = ImageDraw.Draw(canvas)
     size = canvas.size[0]
     radius = max(3, round(size / 96))
@@ -265,10 +266,7 @@ def annotate(image: np.ndarray, points, targets, label: str | None = None) -> np
         draw.ellipse([float(x) - radius, float(y) - radius, float(x) + radius, float(y) + radius], fill=color,
                      outline=(255, 255, 255))
     if label:
-        try:
-            font = ImageFont.load_default(size=max(10, size // 24))
-        except TypeError:  # Pillow < 10.1: the fixed bitmap font
-            font = ImageFont.load_default()
+        font = default_font(max(10, size // 24))
         left, top, right, bottom = draw.textbbox((3, 2), label, font=font)
         draw.rectangle([left - 2, top - 1, right + 2, bottom + 1], fill=(0, 0, 0))
         draw.text((3, 2), label, fill=(255, 255, 255), font=font)
@@ -289,9 +287,8 @@ def gif_writer(images, points, targets) -> Callable:
     def frame(k):
         image = images[k]
         if scale < 1:
-            image = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-            image = np.asarray(Image.fromarray(np.ascontiguousarray(image), "RGB").resize((side, side),
-                                                                                         Image.Resampling.LANCZOS))
+            image = np.asarray(Image.fromarray(np.ascontiguousarray(rgb(image)), "RGB").resize(
+                (side, side), Image.Resampling.LANCZOS))
         return Image.fromarray(annotate(image, np.asarray(points[k]) * scale, np.asarray(targets) * scale,
                                         f"{k}/{last}"), "RGB")
 
@@ -342,16 +339,8 @@ def output_files(result: DragResult, *, checkpoint, settings: dict, trace_file: 
     """{file name: write(file)} for one session's outputs, in writing order: drag.png (the final image, unmarked),
     drag.gif, drag_ws.npy (the final latent [num_ws, w_dim] float32), drag_trace.npz when `result.job.trace`,
     then drag.json. `trace_file`: where a trace written elsewhere (the command's --trace) went, for the summary."""
-    from PIL import Image
     t = result.trace
-    final_image = t["images"][-1]
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[final_image.shape[-1]]
-    pixels = final_image[..., 0] if mode == "L" else final_image
-
-    def png(f):
-        Image.fromarray(np.ascontiguousarray(pixels), mode).save(f, format="PNG")
-
-    files = {IMAGE_NAME: png, GIF_NAME: gif_writer(t["images"], t["points"], result.targets),
+    files = {IMAGE_NAME: png_writer(t["images"][-1]), GIF_NAME: gif_writer(t["images"], t["points"], result.targets),
              LATENT_NAME: lambda f: np.save(f, result.final_ws.astype(np.float32))}
     outputs = {"image": IMAGE_NAME, "gif": GIF_NAME, "latent": LATENT_NAME}
     if result.job.trace:

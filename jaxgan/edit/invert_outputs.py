@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jaxgan.edit.drag_outputs import dumps
+from jaxgan.images import default_font, png_writer
 
 SUMMARY_NAME = "invert.json"
 SUFFIXES = {"latent": "_ws.npy", "image": "_recon.png", "target": "_target.png", "comparison": "_compare.png",
@@ -56,23 +57,11 @@ def unique_names(paths) -> list[str]:
 # Images
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
-    return image if image.shape[-1] == 3 else np.repeat(image[..., :1], 3, axis=-1)
-
-
 def side_by_side(target: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     """target | reconstruction, [H, 2W, C] uint8."""
     if target.shape != reconstruction.shape:
         raise ValueError(f"target {target.shape} and reconstruction {reconstruction.shape} differ in shape")
     return np.concatenate([target, reconstruction], axis=1)
-
-
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        return ImageFont.load_default()
 
 
 def _fmt(value: float) -> str:
@@ -139,7 +128,7 @@ def loss_plot(series: dict[str, np.ndarray], title: str = "") -> np.ndarray:
     height = top + count * (PANEL_HEIGHT + PANEL_GAP) - PANEL_GAP + bottom
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font, small = _font(13), _font(11)
+    font, small = default_font(13), default_font(11)
     if title:
         draw.text((8, 8), title, fill=(0, 0, 0), font=font)
     for k, (label, values) in enumerate(series.items()):
@@ -147,13 +136,6 @@ def loss_plot(series: dict[str, np.ndarray], title: str = "") -> np.ndarray:
         _panel(draw, (left, y0, width - right, y0 + PANEL_HEIGHT), np.asarray(values, np.float64).reshape(-1),
                label, SERIES_COLORS.get(label, (44, 160, 44)), font, small, last=k == len(series) - 1)
     return np.asarray(canvas)
-
-
-def _png(image: np.ndarray) -> Callable[[Any], None]:
-    from PIL import Image
-    mode = {1: "L", 3: "RGB"}[image.shape[-1]]
-    pixels = np.ascontiguousarray(image[..., 0] if mode == "L" else image)
-    return lambda f: Image.fromarray(pixels, mode).save(f, format="PNG")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -177,10 +159,10 @@ def output_files(name: str, *, target: np.ndarray, reconstruction: np.ndarray, w
     plotted = {label: losses[:, columns.index(label)] for label in ("loss", "lpips") if label in columns}
     files = {
         names["latent"]: lambda f: np.save(f, np.asarray(ws, np.float32)),
-        names["image"]: _png(reconstruction),
-        names["target"]: _png(target),
-        names["comparison"]: _png(side_by_side(target, reconstruction)),
-        names["loss_plot"]: _png(loss_plot(plotted, title)),
+        names["image"]: png_writer(reconstruction),
+        names["target"]: png_writer(target),
+        names["comparison"]: png_writer(side_by_side(target, reconstruction)),
+        names["loss_plot"]: png_writer(loss_plot(plotted, title)),
     }
     if noise is not None:
         arrays = {k: np.asarray(v, np.float32) for k, v in noise.items()}
