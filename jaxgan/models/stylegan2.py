@@ -25,6 +25,8 @@ from jaxgan.ops.bias_act import activation_spec
 from jaxgan.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
 ARCHITECTURES = ("orig", "skip", "resnet")
+# return_features of `synthesis`: none, each block's output (DragGAN), or every layer's output (EditGAN / DatasetGAN)
+FEATURE_KINDS = (False, True, "blocks", "layers")
 
 
 def normalize_2nd_moment(x, axis: int = 1, eps: float = 1e-8):
@@ -240,27 +242,32 @@ class SynthesisBlock(nnx.Module):
                                     resample_filter=cfg.resample_filter, rngs=rngs)
 
     def __call__(self, x, img, ws, *, noise_mode="const", noise_key=None, fused=False):
-        """ws: [N, num_conv + num_torgb, w_dim]; returns (x [N, res, res, C], img [N, res, res, img_channels])."""
+        """ws: [N, num_conv + num_torgb, w_dim]; returns (x [N, res, res, C], img [N, res, res, img_channels],
+        layer outputs): the layer outputs are (const, conv1) in the 4x4 block and (conv0, conv1) elsewhere, each
+        after noise and activation (for resnet blocks before the skip is added)."""
         keys = [None, None] if noise_key is None else list(jax.random.split(noise_key))
         layer = dict(noise_mode=noise_mode, fused=fused)
         if self.is_first:
             const = jnp.transpose(self.const[...], (1, 2, 0))[None]
-            x = jnp.broadcast_to(const, (ws.shape[0], *const.shape[1:]))
-            x = self.conv1(x, ws[:, 0], noise_key=keys[1], **layer)
+            x0 = jnp.broadcast_to(const, (ws.shape[0], *const.shape[1:]))
+            x = self.conv1(x0, ws[:, 0], noise_key=keys[1], **layer)
+            layer_outputs = (x0, x)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, ws[:, 0], noise_key=keys[0], **layer)
-            x = self.conv1(x, ws[:, 1], noise_key=keys[1], gain=np.sqrt(0.5), **layer)
-            x = y + x
+            x0 = self.conv0(x, ws[:, 0], noise_key=keys[0], **layer)
+            x1 = self.conv1(x0, ws[:, 1], noise_key=keys[1], gain=np.sqrt(0.5), **layer)
+            x = y + x1
+            layer_outputs = (x0, x1)
         else:
-            x = self.conv0(x, ws[:, 0], noise_key=keys[0], **layer)
-            x = self.conv1(x, ws[:, 1], noise_key=keys[1], **layer)
+            x0 = self.conv0(x, ws[:, 0], noise_key=keys[0], **layer)
+            x = self.conv1(x0, ws[:, 1], noise_key=keys[1], **layer)
+            layer_outputs = (x0, x)
         if img is not None:
             img = upsample2d(img, setup_filter(self.resample_filter))
         if self.num_torgb:
             y = self.torgb(x, ws[:, self.num_conv], fused=fused)
             img = y if img is None else img + y
-        return x, img
+        return x, img, layer_outputs
 
 
 class SynthesisNetwork(nnx.Module):
@@ -270,7 +277,10 @@ class SynthesisNetwork(nnx.Module):
             setattr(self, f"b{res}", SynthesisBlock(cfg, res, rngs=rngs))
 
     def __call__(self, ws, *, noise_mode="const", noise_key=None, fused=False, return_features=False):
-        """ws: [N, num_ws, w_dim] -> img [N, R, R, img_channels] (and each block's x when return_features)."""
+        """ws: [N, num_ws, w_dim] -> img [N, R, R, img_channels], and with return_features also the features:
+        each block's output x (return_features=True or "blocks") or every layer's output ("layers")."""
+        if return_features not in FEATURE_KINDS:
+            raise ValueError(f"return_features must be one of {FEATURE_KINDS}, got {return_features!r}")
         cfg = self.cfg
         if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
             raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
@@ -284,8 +294,8 @@ class SynthesisNetwork(nnx.Module):
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
             w_idx += block.num_conv
             key = None if noise_key is None else jax.random.fold_in(noise_key, res)
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, noise_key=key, fused=fused)
-            features.append(x)
+            x, img, layer_outputs = block(x, img, block_ws, noise_mode=noise_mode, noise_key=key, fused=fused)
+            features.extend(layer_outputs if return_features == "layers" else (x,))
         return (img, tuple(features)) if return_features else img
 
 
@@ -450,11 +460,13 @@ def mapping(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: 
 
 
 def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, fused_modconv: bool = False,
-              return_features: bool = False):
+              return_features: bool | str = False):
     """ws [N, num_ws, w_dim] -> images [N, R, R, C], float32, nominally in [-1, 1] (unclipped).
 
     noise_mode: 'const' (the stored noise buffers), 'random' (needs `noise_key`; fresh noise per sample and
-    layer), 'none'. With return_features, also every block's output x (NHWC), for DragGAN.
+    layer), 'none'. With return_features=True (or "blocks"), also every block's output x (NHWC), for DragGAN; with
+    "layers", the const input and every synthesis layer's output after noise and activation (the EditGAN feature
+    list: const, b4.conv1, b8.conv0, b8.conv1, ...), for the segmentation branch.
     """
     return G.module().synthesis(ws, noise_mode=noise_mode, noise_key=noise_key, fused=fused_modconv,
                                 return_features=return_features)
