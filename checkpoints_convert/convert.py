@@ -6,7 +6,8 @@ DragGAN `.pkl`). The output is written by `jaxgan.checkpoint.save_checkpoint` (t
 with a sidecar recording the source file's SHA-256 and this converter's version.
 
 LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the torchvision VGG16 weights (`src`)
-and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other.
+and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
+segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory.
 """
 
 import hashlib
@@ -16,12 +17,13 @@ from pathlib import Path
 from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.lpips_vgg import convert_lpips_vgg
 from checkpoints_convert.rosinality import convert_rosinality
+from checkpoints_convert.segbranch import convert_segbranch, member_files
 from checkpoints_convert.stylegan2_pkl import convert_pickle
 from checkpoints_convert.torch_reader import CheckpointError, sniff_format
 from jaxgan.checkpoint import save_checkpoint
 
 CONVERTER_VERSION = "1.0"
-KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg")
+KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch")
 TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality}
 
@@ -48,6 +50,18 @@ def _json_safe(value):
     return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
 
 
+def convert_segbranch_files(sources, dst) -> Path:
+    """Convert DatasetGAN / EditGAN classifier files (or one directory of them) into the checkpoint `dst`."""
+    if Path(dst).exists():
+        raise FileExistsError(f"{Path(dst).resolve()} already exists; choose a new destination or remove it first")
+    files = member_files(sources)
+    models, notes = convert_segbranch(files)
+    meta = {"source": {"files": [{"file": p.name, "sha256": sha256_of(p)} for p in files], "kind": "segbranch",
+                       **_json_safe(notes)},
+            "converter": {"name": "jaxgan.checkpoints_convert", "version": CONVERTER_VERSION}}
+    return save_checkpoint(dst, models, meta)
+
+
 def convert_file(src, dst, kind: str = "auto", lin=None) -> Path:
     """Convert `src` into the new checkpoint directory `dst`; returns its absolute path.
 
@@ -56,9 +70,13 @@ def convert_file(src, dst, kind: str = "auto", lin=None) -> Path:
     Raises CheckpointError (unreadable, corrupt or unsafe file) or ConversionError (the networks do not map onto
     jaxgan's); nothing is written at `dst` in either case.
     """
-    src = Path(src).resolve()
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "segbranch":
+        if lin is not None:
+            raise ValueError("a lin-weight file only goes with kind 'lpips-vgg'")
+        return convert_segbranch_files([src], dst)
+    src = Path(src).resolve()
     if kind in TWO_FILE_KINDS and lin is None:
         raise ValueError(f"kind {kind!r} needs the LPIPS lin-weight file as well (lin=..., CLI --lin)")
     if kind not in TWO_FILE_KINDS and lin is not None:

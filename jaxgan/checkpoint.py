@@ -22,8 +22,9 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jaxgan.models import lpips, stylegan2
+from jaxgan.models import lpips, segbranch, stylegan2
 from jaxgan.models.lpips import LPIPSConfig
+from jaxgan.models.segbranch import SegBranchConfig
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
 
 SIDECAR = "jaxgan.json"
@@ -35,6 +36,7 @@ MODEL_KINDS = {
     "stylegan2-generator": GeneratorConfig,
     "stylegan2-discriminator": DiscriminatorConfig,
     "lpips-vgg": LPIPSConfig,
+    "segbranch": SegBranchConfig,
 }
 
 
@@ -42,6 +44,8 @@ def abstract_model(cfg) -> SplitModel:
     """The restore target (shapes and dtypes only) of a model with config `cfg`, whichever family it belongs to."""
     if isinstance(cfg, LPIPSConfig):
         return lpips.abstract_model(cfg)
+    if isinstance(cfg, SegBranchConfig):
+        return segbranch.abstract_model(cfg)
     return stylegan2.abstract_model(cfg)
 
 

@@ -88,43 +88,56 @@ def main():
 
 
 @main.command()
-@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg"]), default="auto",
-              show_default=True,
+@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch"]),
+              default="auto", show_default=True,
               help="Source format. auto looks at the file's bytes: torch.save files (zip or legacy) are rosinality "
                    "checkpoints, other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
-                   "torchvision's VGG16 weights and --lin the LPIPS lin weights.")
+                   "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
+                   "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory.")
 @click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
                    "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
                    "github.com/richzhang/PerceptualSimilarity).")
-def convert(src: Path, dst: Path, kind: str, lin_file: Path | None):
+def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | None):
     """Convert a PyTorch checkpoint SRC into a jaxgan checkpoint directory DST.
 
     \b
+    Usage: jaxgan convert SRC DST, or for --kind segbranch: jaxgan convert DIR_OR_FILES... DST
     Reads, without torch and without running any code stored in the file:
       - stylegan2-ada-pytorch / stylegan3-repo (StyleGAN2) / DragGAN network pickles (.pkl):
         G_ema is converted for generation, D when present;
       - rosinality stylegan2-pytorch checkpoints (.pt): g_ema with latent_avg, and d when present;
       - LPIPS v0.1 (vgg), for `jaxgan lpips` and `jaxgan invert` (--kind lpips-vgg): SRC is torchvision's
         vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth), --lin is
-        lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity).
-    DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of SRC, converter version).
+        lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity);
+      - the DatasetGAN / EditGAN segmentation branch (--kind segbranch), for `jaxgan editgan`: the ensemble's
+        pixel-classifier files ({'model_state_dict': ...}, `module.` prefixes), given one by one or as the
+        directory holding model_0.pth, model_1.pth, ... (or car_model_N.pth); they are stacked in model order.
+    DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of the sources, converter version).
     DST must not exist; it appears only once complete.
 
     \b
     Examples:
       jaxgan convert stylegan2-ffhq-512x512.pkl ffhq512
       jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth
+      jaxgan convert checkpoint/datasetgan_pretrain/classifier car-seg --kind segbranch
     """
     if kind == "lpips-vgg" and lin_file is None:
         raise click.UsageError("--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth")
     if kind != "lpips-vgg" and lin_file is not None:
         raise click.UsageError("--lin only goes with --kind lpips-vgg")
-    from checkpoints_convert.convert import convert_file
+    if len(sources) > 1 and kind != "segbranch":
+        raise click.UsageError("several source files only go with --kind segbranch (one file per classifier)")
+    from checkpoints_convert.convert import convert_file, convert_segbranch_files
     try:
-        out = convert_file(src, dst, kind=kind, lin=lin_file)
+        if kind == "segbranch":
+            out = convert_segbranch_files(sources, dst)
+        else:
+            if sources[0].is_dir():
+                raise ValueError(f"{sources[0]} is a directory; only --kind segbranch reads a directory of files")
+            out = convert_file(sources[0], dst, kind=kind, lin=lin_file)
     except _user_errors() as e:
         raise click.ClickException(str(e)) from None
     from jaxgan.checkpoint import read_sidecar
@@ -133,6 +146,9 @@ def convert(src: Path, dst: Path, kind: str, lin_file: Path | None):
         cfg = entry["config"]
         if entry["kind"] == "lpips-vgg":
             click.echo(f"{name}: {entry['kind']} (LPIPS v{cfg['version']}, {cfg['net']} trunk)")
+        elif entry["kind"] == "segbranch":
+            click.echo(f"{name}: {entry['kind']} ({cfg['num_models']} classifiers, {cfg['num_classes']} classes, "
+                       f"{cfg['feature_dim']} feature channels)")
         elif entry["kind"].startswith("stylegan2-"):
             click.echo(f"{name}: {entry['kind']} {cfg['img_resolution']}x{cfg['img_resolution']}, "
                        f"c_dim {cfg['c_dim']}, architecture {cfg['architecture']}")
@@ -690,3 +706,9 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, seed, outdir, batch_s
         raise click.ClickException(f"cannot write the outputs: {e}") from None
     click.echo(f"wrote {len(names)} inversion{'s' if len(names) > 1 else ''} and {invert_outputs.SUMMARY_NAME} to "
                f"{outdir}")
+
+
+# `jaxgan editgan ...` lives in its own module, which uses the helpers above; imported last for that reason.
+from jaxgan.cli_editgan import editgan  # noqa: E402
+
+main.add_command(editgan)

@@ -119,26 +119,32 @@ def nearest_taps(in_size: int, out_size: int) -> np.ndarray:
     return np.minimum(src, in_size - 1)
 
 
-def gather_upsampled(fmap, ys, xs, out_res: int, mode: str):
-    """The value at pixels (ys, xs) of `fmap` [r, r, C] upsampled to out_res: [P, C], without upsampling it."""
-    r = fmap.shape[0]
+def gather_upsampled(fmap, ys, xs, out_res: int, mode: str, images=None):
+    """The value at pixels (ys, xs) of `fmap` [r, r, C] upsampled to out_res: [P, C], without upsampling it.
+
+    With `images` [P], `fmap` holds several images' maps [N, r, r, C] and pixel p is read from image images[p]
+    (training gathers pixels of many images at once). Bilinear weights are float32, so float16 taps are promoted
+    to float32 before they are summed."""
+    r = fmap.shape[-2]
+    tap = (lambda y, x: fmap[y, x]) if images is None else (lambda y, x: fmap[images, y, x])
     if mode == "nearest":
         table = jnp.asarray(nearest_taps(r, out_res))
-        return fmap[table[ys], table[xs]]
+        return tap(table[ys], table[xs])
     if mode != "bilinear":
         raise ValueError(f"mode must be one of {FEATURE_MODES}, got {mode!r}")
     lo, hi, w_lo, w_hi = (jnp.asarray(t) for t in linear_taps(r, out_res))
     y0, y1, wy0, wy1 = lo[ys], hi[ys], w_lo[ys][:, None], w_hi[ys][:, None]
     x0, x1, wx0, wx1 = lo[xs], hi[xs], w_lo[xs][:, None], w_hi[xs][:, None]
     # Width first, then height: PyTorch's order of the weighted sums.
-    top = fmap[y0, x0] * wx0 + fmap[y0, x1] * wx1
-    bottom = fmap[y1, x0] * wx0 + fmap[y1, x1] * wx1
+    top = tap(y0, x0) * wx0 + tap(y0, x1) * wx1
+    bottom = tap(y1, x0) * wx0 + tap(y1, x1) * wx1
     return top * wy0 + bottom * wy1
 
 
-def pixel_features(features: Sequence, ys, xs, out_res: int, mode: str):
-    """The concatenated feature vectors [P, D] at pixels (ys, xs) of the out_res grid (one image's maps)."""
-    return jnp.concatenate([gather_upsampled(f, ys, xs, out_res, mode) for f in features], axis=-1)
+def pixel_features(features: Sequence, ys, xs, out_res: int, mode: str, images=None):
+    """The concatenated feature vectors [P, D] at pixels (ys, xs) of the out_res grid: of one image's maps, or
+    with `images` [P] of the maps [N, r, r, C] of several images, pixel p from image images[p]."""
+    return jnp.concatenate([gather_upsampled(f, ys, xs, out_res, mode, images) for f in features], axis=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
