@@ -205,9 +205,10 @@ def _batched_steps(cfg: EditConfig, mesh, steps_per_call: int):
 def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProblem, cfg: EditConfig, *,
              mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None):
     """Run cfg.updates Adam updates on every problem at once; returns (final ws [N, num_ws, w_dim], losses
-    [N, updates, 4] in LOSS_NAMES order)."""
+    [N, updates, 4] in LOSS_NAMES order). The problems are split over `mesh` (default: up to N local devices)."""
     count = problems.w_start.shape[0]
-    mesh = parallel.data_mesh() if mesh is None else mesh
+    # Default: one device per problem up to all local devices (padding a single edit to 8 copies helps no one).
+    mesh = parallel.data_mesh(jax.local_devices()[:count]) if mesh is None else mesh
     states = jax.vmap(init_state)(jnp.asarray(problems.w_start))
     shared = parallel.replicate((G, S, lpips), mesh)
     batched, _ = parallel.pad_problems((problems, jax.tree_util.tree_map(np.asarray, states)), mesh.devices.size)

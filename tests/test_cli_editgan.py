@@ -1,0 +1,164 @@
+"""`jaxgan editgan seg / edit / apply` and `jaxgan convert --kind segbranch` end to end on the fixtures: the
+rosinality 64 px generator (EditGAN's layout), the official classifier files, the random-trunk LPIPS.
+
+One round trip (module-scoped: each command compiles its programs once), then refusals that write nothing.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from jaxgan.cli import LPIPS_ENV, main
+from tests.cli_assertions import assert_refused
+from tests.conftest import fixture_path
+from tests.test_cli_lpips import _convert_once, lpips_checkpoint
+
+STEPS = 3
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], env={LPIPS_ENV: None})
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    G = _convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
+    S, converted = _convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"),
+                                 "--kind", "segbranch")
+    assert "S: segbranch (3 classifiers, 12 classes, 1024 feature channels)" in converted.output
+    return G, S, lpips_checkpoint(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def round_trip(checkpoints, tmp_path_factory):
+    G, S, L = checkpoints
+    root = tmp_path_factory.mktemp("editgan")
+    seg = run("editgan", "seg", G, "--seg", S, "--seeds", "0-1", "--outdir", root / "seg")
+    assert seg.exit_code == 0, seg.output
+    labels = np.asarray(Image.open(root / "seg" / "seed0001_labels.png"))
+    target = labels.copy()
+    target[20:36, 20:36] = 4
+    Image.fromarray(target).save(root / "target.png")
+    region = np.zeros((64, 64), np.uint8)
+    region[20:36, 20:36] = 255
+    Image.fromarray(region).save(root / "region.png")
+    edit = run("editgan", "edit", G, "--seg", S, "--lpips", L, "--ws", root / "seg" / "ws.npy", "--index", "1",
+               "--target-seg", root / "target.png", "--region", root / "region.png", "--steps", STEPS,
+               "--outdir", root / "edit")
+    assert edit.exit_code == 0, edit.output
+    apply = run("editgan", "apply", G, "--seg", S, "--vector", root / "edit" / "edit_vector.npz", "--ws",
+                root / "seg" / "ws.npy", "--refine", STEPS, "--lpips", L, "--outdir", root / "apply")
+    assert apply.exit_code == 0, apply.output
+    return root, labels
+
+
+def test_seg_writes_images_labels_figures_and_latents(checkpoints, round_trip):
+    root, labels = round_trip
+    files = sorted(p.name for p in (root / "seg").iterdir())
+    assert files == ["seed0000.png", "seed0000_labels.png", "seed0000_seg.png", "seed0001.png",
+                     "seed0001_labels.png", "seed0001_seg.png", "ws.npy"]
+    ws = np.load(root / "seg" / "ws.npy")
+    assert ws.shape == (2, 10, 64) and ws.dtype == np.float32
+    assert Image.open(root / "seg" / "seed0001_labels.png").mode == "L"
+    assert labels.max() < 12
+
+
+def test_edit_writes_the_vector_and_the_edited_latent(round_trip):
+    root, labels = round_trip
+    out = root / "edit"
+    assert {p.name for p in out.iterdir()} == {"edit.json", "edit_vector.npz", "ws0001_after.png",
+                                               "ws0001_compare.png", "ws0001_labels.png", "ws0001_vector.npz",
+                                               "ws_edited.npy"}
+    ws = np.load(root / "seg" / "ws.npy")
+    edited = np.load(out / "ws_edited.npy")
+    with np.load(out / "edit_vector.npz") as vector:
+        np.testing.assert_allclose(vector["vector"], edited[0] - ws[1], atol=1e-6)
+        changed = set(np.unique(labels[20:36, 20:36])) | {4}
+        assert list(vector["class_ids"]) == sorted(int(c) for c in changed if c != 0)
+        assert json.loads(str(vector["meta"]))["steps"] == STEPS
+    summary = json.loads((out / "edit.json").read_text())
+    entry = summary["edits"][0]
+    assert entry["region_pixels"] == 22 * 22 and entry["name"] == "ws0001"
+    assert summary["settings"]["steps"] == STEPS and summary["settings"]["learning_rate"] == 0.02
+
+
+def test_apply_refines_every_latent(round_trip):
+    root, _ = round_trip
+    out = root / "apply"
+    summary = json.loads((out / "apply.json").read_text())
+    assert [e["name"] for e in summary["images"]] == ["ws0000", "ws0001"]
+    after = np.load(out / "ws_after.npy")
+    ws = np.load(root / "seg" / "ws.npy")
+    with np.load(root / "edit" / "edit_vector.npz") as vector:
+        moved = ws + vector["vector"]
+    assert after.shape == ws.shape and not np.allclose(after, moved)  # refinement moved them off w + vector
+    assert np.abs(after - moved).max() < 0.02 * (STEPS - 1) + 1e-4  # Adam: at most about lr per update
+
+
+def test_apply_at_scale_zero_writes_the_input_latents(checkpoints, round_trip, tmp_path):
+    G, S, _ = checkpoints
+    root, _ = round_trip
+    result = run("editgan", "apply", G, "--seg", S, "--vector", root / "edit" / "edit_vector.npz", "--ws",
+                 root / "seg" / "ws.npy", "--scale", 0, "--outdir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "ws_after.npy"), np.load(root / "seg" / "ws.npy"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "ws0001_after.png")),
+                                  np.asarray(Image.open(root / "seg" / "seed0001.png")))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("small target", "but 64x64 is expected"),
+    ("class 12", "12"),
+    ("empty region", "marks no pixels"),
+    ("two regions", "--region once"),
+])
+def test_bad_edit_inputs_write_nothing(checkpoints, round_trip, tmp_path, case, message):
+    G, S, L = checkpoints
+    root, labels = round_trip
+    target, region = root / "target.png", root / "region.png"
+    regions = [region]
+    if case == "small target":
+        target = tmp_path / "t.png"
+        Image.fromarray(labels[:32, :32]).save(target)
+    elif case == "class 12":
+        target = tmp_path / "t.png"
+        Image.fromarray(np.full((64, 64), 12, np.uint8)).save(target)
+    elif case == "empty region":
+        region = tmp_path / "r.png"
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(region)
+        regions = [region]
+    elif case == "two regions":
+        regions = [region, region, region]
+    args = ["editgan", "edit", G, "--seg", S, "--lpips", L, "--ws", root / "seg" / "ws.npy", "--target-seg", target]
+    for r in regions:
+        args += ["--region", r]
+    result = run(*args, "--outdir", tmp_path / "out")
+    assert_refused(result, message, tmp_path / "out", exit_code=None)
+
+
+def test_refinement_of_an_official_vector_needs_class_ids(checkpoints, round_trip, tmp_path):
+    G, S, L = checkpoints
+    root, _ = round_trip
+    official = tmp_path / "wheel_enlarge.npy"
+    np.save(official, np.zeros((1, 10, 64), np.float32))
+    result = run("editgan", "apply", G, "--seg", S, "--vector", official, "--seeds", "0", "--refine", 5,
+                 "--lpips", L, "--outdir", tmp_path / "out")
+    assert_refused(result, "give --class-ids", tmp_path / "out")
+
+
+def test_classifier_files_for_another_generator_are_refused(checkpoints, tmp_path):
+    """The classifiers expect 1024 feature channels; the 64 px stylegan2-ada fixture's layers give another count."""
+    _, S, _ = checkpoints
+    from tests.test_cli_lpips import generator_checkpoint
+
+    class _Factory:  # generator_checkpoint wants a tmp_path_factory; this test only needs a fresh folder
+        @staticmethod
+        def mktemp(name):
+            (tmp_path / name).mkdir()
+            return tmp_path / name
+    other = generator_checkpoint(_Factory)
+    result = run("editgan", "seg", other, "--seg", S, "--seeds", "0", "--outdir", tmp_path / "out")
+    assert_refused(result, "feature channels", tmp_path / "out")
