@@ -162,3 +162,43 @@ def test_classifier_files_for_another_generator_are_refused(checkpoints, tmp_pat
     other = generator_checkpoint(_Factory)
     result = run("editgan", "seg", other, "--seg", S, "--seeds", "0", "--outdir", tmp_path / "out")
     assert_refused(result, "feature channels", tmp_path / "out")
+
+
+def _annotations(folder, ws, labels_list):
+    (folder / "latents").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i, (w, labels) in enumerate(zip(ws, labels_list)):
+        np.save(folder / "latents" / f"car{i}.npy", w)
+        Image.fromarray(labels.astype(np.uint8)).save(folder / "masks" / f"car{i}.png")
+    return folder / "latents", folder / "masks"
+
+
+def test_train_seg_trains_scores_and_writes_a_branch_the_other_commands_load(checkpoints, round_trip, tmp_path):
+    G, _, _ = checkpoints
+    root, _ = round_trip
+    ws = np.load(root / "seg" / "ws.npy")
+    images = [np.asarray(Image.open(root / "seg" / f"seed000{i}.png"), np.float32).mean(-1) for i in range(2)]
+    labels = [np.digitize(img, np.quantile(img, [1 / 3, 2 / 3])) for img in images]  # dark / mid / bright
+    latents, masks = _annotations(tmp_path / "train", ws, labels)
+    result = run("editgan", "train-seg", G, "--latents", latents, "--masks", masks, "--classes", 3, "--models", 2,
+                 "--epochs", 1, "--eval-latents", latents, "--eval-masks", masks, "--out", tmp_path / "seg3")
+    assert result.exit_code == 0, result.output
+    assert "trained 2 classifiers" in result.output and "mIoU" in result.output and "class 2:" in result.output
+    sidecar = json.loads((tmp_path / "seg3" / "jaxgan.json").read_text())
+    assert sidecar["models"]["S"]["config"] == {"feature_dim": 1024, "num_classes": 3, "num_models": 2}
+    assert sidecar["training"]["annotated"] == ["car0", "car1"]
+    assert 0 < sidecar["evaluation"]["pixel_accuracy"] <= 1
+    seg = run("editgan", "seg", G, "--seg", tmp_path / "seg3", "--ws", root / "seg" / "ws.npy", "--outdir",
+              tmp_path / "out")
+    assert seg.exit_code == 0, seg.output
+    assert np.asarray(Image.open(tmp_path / "out" / "ws0000_labels.png")).max() <= 2
+
+
+def test_train_seg_refuses_unpaired_annotations(checkpoints, round_trip, tmp_path):
+    G, _, _ = checkpoints
+    root, labels = round_trip
+    latents, masks = _annotations(tmp_path / "train", np.load(root / "seg" / "ws.npy"), [labels, labels])
+    (masks / "car1.png").rename(masks / "other.png")
+    result = run("editgan", "train-seg", G, "--latents", latents, "--masks", masks, "--classes", 12,
+                 "--out", tmp_path / "seg")
+    assert_refused(result, "unpaired: car1, other", tmp_path / "seg")

@@ -224,12 +224,14 @@ def ensemble_logits(S: SplitModel, x):
 
 def training_logits(S: SplitModel, x):
     """x [M, B, D], one batch per model -> (logits [M, B, C], updated buffers): BatchNorm in training mode, with
-    batch statistics and PyTorch's running-average update (momentum 0.1, unbiased variance)."""
+    batch statistics and PyTorch's running-average update (momentum 0.1, unbiased variance). The statistics are
+    written into the merged module, so differentiate it with `nnx.grad` (as `jaxgan.edit.segtrain`), not
+    `jax.grad`."""
     net = S.module()
     logits, ((m0, v0), (m1, v1)) = net.tail(net.fc0(x), batch_stats=True)
     for bn, mean, var in ((net.bn0, m0, v0), (net.bn1, m1, v1)):
-        bn.running_mean.value = (1 - BN_MOMENTUM) * bn.running_mean[...] + BN_MOMENTUM * mean
-        bn.running_var.value = (1 - BN_MOMENTUM) * bn.running_var[...] + BN_MOMENTUM * var
+        bn.running_mean[...] = (1 - BN_MOMENTUM) * bn.running_mean[...] + BN_MOMENTUM * mean
+        bn.running_var[...] = (1 - BN_MOMENTUM) * bn.running_var[...] + BN_MOMENTUM * var
     return logits, nnx.state(net, Buffer)
 
 
