@@ -239,7 +239,11 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
         G, S = _load_generator_and_branch(ckpt, seg_ckpt)
         ws, names = _latents(G, None, ws_file, 1.0)
         if indices is not None:
-            rows = parse_seeds(indices)
+            try:
+                rows = parse_seeds(indices)
+            except click.BadParameter:
+                raise click.BadParameter(f"{indices!r} is not a row list like '1' or '0,2-3'",
+                                         param_hint="--index") from None
             bad = [r for r in rows if r >= len(ws)]
             if bad:
                 raise ValueError(f"--index {bad[0]} is out of range: {ws_file} has {len(ws)} latents")
