@@ -105,17 +105,16 @@ def test_batched_sharded_optimisation_equals_one_at_a_time(models):
     batching could be read from that.)"""
     G, S, L, ws = models
     vector = 0.3 * np.random.default_rng(0).normal(size=ws.shape[1:]).astype(np.float32)
-    cfg = editgan.EditConfig(steps=4)
+    cfg = editgan.EditConfig(steps=3)
     together = editgan.apply_and_refine(G, S, L, ws, vector, [11], 1.0, cfg,
                                         mesh=parallel.data_mesh(jax.local_devices()[:2]))
     sizes = together["region_pixels"]
     assert sizes[0] != sizes[1] and sizes.min() > 0, sizes
-    for i in range(2):
-        alone = editgan.apply_and_refine(G, S, L, ws[i:i + 1], vector, [11], 1.0, cfg,
-                                         mesh=parallel.data_mesh(jax.local_devices()[:1]))
-        assert alone["region_pixels"][0] == sizes[i]
-        np.testing.assert_allclose(together["losses"][i], alone["losses"][0], rtol=1e-5)
-        np.testing.assert_allclose(together["ws"][i], alone["ws"][0], atol=5e-5)  # measured 6.6e-6
+    alone = editgan.apply_and_refine(G, S, L, ws[1:], vector, [11], 1.0, cfg,  # the second: its problem is padded
+                                     mesh=parallel.data_mesh(jax.local_devices()[:1]))
+    assert alone["region_pixels"][0] == sizes[1]
+    np.testing.assert_allclose(together["losses"][1], alone["losses"][0], rtol=1e-5)
+    np.testing.assert_allclose(together["ws"][1], alone["ws"][0], atol=5e-5)  # measured 4.1e-6
     assert np.abs(together["ws"] - (ws + vector)).max() > 0.01  # the updates did move the latents
 
 
