@@ -135,21 +135,27 @@ def _progress(total: int, label: str):
 @click.option("--mode", type=click.Choice(["bilinear", "nearest"]), default="bilinear", show_default=True,
               help="Feature upsampling: bilinear is the official display and training path, nearest the one the "
                    "editing losses use.")
+@click.option("--ensemble", type=click.Choice(["mean", "vote"]), default="mean", show_default=True,
+              help="mean: argmax of the classifiers' mean logits (EditGAN); vote: the most frequent of their "
+                   "argmaxes, ties to the smaller id (DatasetGAN).")
 @_names_option
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the outputs (created if missing).")
-def seg_command(ckpt, seg_ckpt, seeds, ws_file, truncation_psi, mode, names_file, outdir):
+def seg_command(ckpt, seg_ckpt, seeds, ws_file, truncation_psi, mode, ensemble, names_file, outdir):
     """Generate images from the generator of CKPT and segment them with the segmentation branch.
 
     Per image NAME (seedNNNN for --seeds, wsNNNN for rows of --ws): NAME.png (the image), NAME_labels.png (class
     ids, 8-bit grey: the format `edit --target-seg` reads), NAME_seg.png (image | colour-coded segmentation |
-    legend); and ws.npy, the W+ latents (N, num_ws, w_dim) that `edit --ws` and `apply --ws` take.
-    The segmentation is the argmax of the ensemble's mean logits (EditGAN's rule).
+    legend); ws.npy, the W+ latents (N, num_ws, w_dim) that `edit --ws` and `apply --ws` take; and seg.json with
+    each image's DatasetGAN uncertainty (the mean of the top tenth of the pixels' Jensen-Shannon divergence between
+    the classifiers: higher means they disagree more; DatasetGAN drops the most uncertain samples).
 
     \b
     Example:
       jaxgan editgan seg car --seg car-seg --seeds 0-3 --outdir seg
     """
+    import numpy as np
+
     from jaxgan import sampling
     from jaxgan.edit import editgan as eg
     from jaxgan.edit import editgan_outputs as out
@@ -157,11 +163,16 @@ def seg_command(ckpt, seg_ckpt, seeds, ws_file, truncation_psi, mode, names_file
         G, S = _load_generator_and_branch(ckpt, seg_ckpt)
         ws, names = _latents(G, seeds, ws_file, truncation_psi)
         class_names = _names(names_file, S.config.num_classes)
-        images, labels = eg.render(G, S, ws, mode=mode)
+        images, labels, uncertainty = eg.render_with_uncertainty(G, S, ws, mode=mode, ensemble=ensemble)
     except _user_errors() as e:
         raise click.ClickException(str(e)) from None
     pixels = sampling.to_uint8(images)
-    files = {"ws.npy": _npy_writer(ws)}
+    files = {"ws.npy": _npy_writer(ws),
+             "seg.json": _json_writer({"checkpoint": str(ckpt), "segmentation": str(seg_ckpt), "mode": mode,
+                                       "ensemble": ensemble,
+                                       "images": [{"name": n, "uncertainty": float(u),
+                                                   "classes": sorted(int(c) for c in np.unique(lab))}
+                                                  for n, u, lab in zip(names, uncertainty, labels)]})}
     num_classes = S.config.num_classes
     for name, image, label in zip(names, pixels, labels):
         files[f"{name}.png"] = _png(image)

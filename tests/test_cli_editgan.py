@@ -59,11 +59,14 @@ def test_seg_writes_images_labels_figures_and_latents(checkpoints, round_trip):
     root, labels = round_trip
     files = sorted(p.name for p in (root / "seg").iterdir())
     assert files == ["seed0000.png", "seed0000_labels.png", "seed0000_seg.png", "seed0001.png",
-                     "seed0001_labels.png", "seed0001_seg.png", "ws.npy"]
+                     "seed0001_labels.png", "seed0001_seg.png", "seg.json", "ws.npy"]
     ws = np.load(root / "seg" / "ws.npy")
     assert ws.shape == (2, 10, 64) and ws.dtype == np.float32
     assert Image.open(root / "seg" / "seed0001_labels.png").mode == "L"
     assert labels.max() < 12
+    summary = json.loads((root / "seg" / "seg.json").read_text())
+    assert [e["name"] for e in summary["images"]] == ["seed0000", "seed0001"]
+    assert all(e["uncertainty"] >= 0 for e in summary["images"]) and summary["ensemble"] == "mean"
 
 
 def test_edit_writes_the_vector_and_the_edited_latent(round_trip):
@@ -188,8 +191,8 @@ def test_train_seg_trains_scores_and_writes_a_branch_the_other_commands_load(che
     assert sidecar["models"]["S"]["config"] == {"feature_dim": 1024, "num_classes": 3, "num_models": 2}
     assert sidecar["training"]["annotated"] == ["car0", "car1"]
     assert 0 < sidecar["evaluation"]["pixel_accuracy"] <= 1
-    seg = run("editgan", "seg", G, "--seg", tmp_path / "seg3", "--ws", root / "seg" / "ws.npy", "--outdir",
-              tmp_path / "out")
+    seg = run("editgan", "seg", G, "--seg", tmp_path / "seg3", "--ws", root / "seg" / "ws.npy", "--ensemble",
+              "vote", "--outdir", tmp_path / "out")
     assert seg.exit_code == 0, seg.output
     assert np.asarray(Image.open(tmp_path / "out" / "ws0000_labels.png")).max() <= 2
 

@@ -233,32 +233,44 @@ def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProb
 
 
 RENDER_CHUNK = 8
+ENSEMBLE_RULES = ("mean", "vote")
 
 
 @functools.cache
-def _render_program(mode: str, tile: int):
+def _render_program(mode: str, tile: int, ensemble: str):
     def one(G, S, w):
         image, feats = segbranch.layer_features(G, w[None])
         logits = segbranch.segment_logits(S, tuple(f[0] for f in feats), image.shape[1], mode, tile=tile)
-        return image[0], segbranch.mean_logit_labels(logits)
+        labels = segbranch.mean_logit_labels(logits) if ensemble == "mean" else segbranch.majority_vote(logits)
+        return image[0], labels, segbranch.image_uncertainty(segbranch.js_uncertainty(logits))
     return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
-def render(G: SplitModel, S: SplitModel, ws, mode: str = "bilinear", tile: int = segbranch.DEFAULT_TILE):
-    """Images [N, H, W, C] in [-1, 1] and their ensemble-mean segmentations [N, H, W] (int32) of latents
-    [N, num_ws, w_dim]. `bilinear` is the official display path, `nearest` the one the losses use. At most
-    RENDER_CHUNK images at a time (the last chunk padded, so one shape compiles), so memory does not grow with N."""
+def render_with_uncertainty(G: SplitModel, S: SplitModel, ws, mode: str = "bilinear",
+                            tile: int = segbranch.DEFAULT_TILE, ensemble: str = "mean"):
+    """Images [N, H, W, C] in [-1, 1], segmentations [N, H, W] (int32) and DatasetGAN's uncertainty score [N]
+    (mean of the top tenth of the pixels' JS divergence) of latents [N, num_ws, w_dim].
+
+    mode: `bilinear` is the official display path, `nearest` the one the losses use. ensemble: `mean` (EditGAN:
+    argmax of the mean logits) or `vote` (DatasetGAN: majority of the models' argmaxes). At most RENDER_CHUNK images
+    at a time (the last chunk padded, so one shape compiles), so memory does not grow with N."""
+    if ensemble not in ENSEMBLE_RULES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLE_RULES}, got {ensemble!r}")
     segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
     ws = np.asarray(ws, np.float32)
     chunk = min(len(ws), RENDER_CHUNK)
-    program = _render_program(mode, tile)
-    images, labels = [], []
+    program = _render_program(mode, tile, ensemble)
+    outputs = []
     for start in range(0, len(ws), chunk):
         part, n = parallel.pad_problems(ws[start: start + chunk], chunk)
-        image, label = program(G, S, jnp.asarray(part))
-        images.append(np.asarray(image)[:n])
-        labels.append(np.asarray(label)[:n])
-    return np.concatenate(images), np.concatenate(labels)
+        outputs.append([np.asarray(a)[:n] for a in program(G, S, jnp.asarray(part))])
+    return tuple(np.concatenate(parts) for parts in zip(*outputs))
+
+
+def render(G: SplitModel, S: SplitModel, ws, mode: str = "bilinear", tile: int = segbranch.DEFAULT_TILE):
+    """Images [N, H, W, C] in [-1, 1] and their ensemble-mean segmentations [N, H, W] (int32)."""
+    images, labels, _ = render_with_uncertainty(G, S, ws, mode, tile)
+    return images, labels
 
 
 def touched_classes(before: np.ndarray, target: np.ndarray, region: np.ndarray) -> list[int]:
