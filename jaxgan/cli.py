@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from jaxgan.demo import CHECKPOINT
+
 
 def parse_seeds(text: str) -> list[int]:
     """'0-7,12' -> [0, 1, ..., 7, 12] (ranges inclusive, as stylegan2-ada-pytorch's generate.py)."""
@@ -165,7 +167,7 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
 
 
 @main.command()
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @click.option("--seeds", help="Random seeds, e.g. '0-7,12'; z = np.random.RandomState(seed).randn(1, z_dim) "
                               "exactly as stylegan2-ada-pytorch's generate.py.")
 @click.option("--z", "z_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -296,7 +298,7 @@ def _run_drag_sessions(G, cfg, states, steps_per_call: int):
 
 
 @main.command("drag")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1),
               help="Start from w0 = mapping(np.random.RandomState(SEED).randn(1, z_dim)) (zero class label for "
                    "conditional networks), truncated by --trunc, as the DragGAN renderer.")
@@ -616,7 +618,7 @@ def _run_inversions(G, lpips, targets, *, space, cfg, seed, batch_size, steps_pe
 
 
 @main.command("invert")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @_lpips_option
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
@@ -706,6 +708,36 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, seed, outdir, batch_s
         raise click.ClickException(f"cannot write the outputs: {e}") from None
     click.echo(f"wrote {len(names)} inversion{'s' if len(names) > 1 else ''} and {invert_outputs.SUMMARY_NAME} to "
                f"{outdir}")
+
+
+@main.command("demo")
+@click.option("--outdir", default="jaxgan-demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the outputs (created if missing).")
+@click.pass_context
+def demo_command(ctx, outdir):
+    """Show jaxgan at work on its bundled model, offline: sample a grid of faces, then drag a point of one.
+
+    The bundled model is a small StyleGAN2 trained by jaxgan on its procedural cartoon faces (jaxgan.data.toyfaces);
+    every command that takes a checkpoint accepts `demo` for it (e.g. `jaxgan generate demo --seeds 0-7 ...`).
+    Writes OUTDIR/samples/ (seedNNNN.png and grid.png) and OUTDIR/drag/ (drag.png, the animated drag.gif, the
+    latent drag_ws.npy and drag.json), exactly as `jaxgan generate` and `jaxgan drag` write them.
+    """
+    from jaxgan.checkpoint import read_sidecar
+    from jaxgan.demo import BundledModelMissing, bundled_checkpoint, demo_settings
+    try:
+        ckpt = bundled_checkpoint()
+    except BundledModelMissing as e:
+        raise click.ClickException(str(e)) from None
+    settings = demo_settings(read_sidecar(ckpt))
+    samples, dragged = outdir / "samples", outdir / "drag"
+    ctx.invoke(generate, ckpt=ckpt, seeds=settings["samples"]["seeds"], truncation_psi=settings["samples"]["trunc"],
+               outdir=samples, grid=True)
+    job = settings["drag"]
+    ctx.invoke(drag_command, ckpt=ckpt, seed=job["seed"], trunc=job["trunc"], points=job["points"],
+               targets=job["targets"], steps=job["steps"], lr=job["lr"], r1=job["r1"], r2=job["r2"],
+               feature_idx=job["feature_idx"], outdir=dragged)
+    click.echo(f"demo done: samples in {samples / 'grid.png'}, the drag in {dragged / 'drag.gif'} "
+               f"(handle {job['points']} -> target {job['targets']} on seed {job['seed']})")
 
 
 # `jaxgan editgan ...` lives in its own module, which uses the helpers above; imported last for that reason.

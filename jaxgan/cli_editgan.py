@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from jaxgan.cli import _atomic_write, _load_lpips, _lpips_option, _save_png, _user_errors, parse_seeds
+from jaxgan.demo import CHECKPOINT
 
 SEG_KINDS = ("segbranch",)
 
@@ -129,7 +130,7 @@ def _progress(total: int, label: str):
 
 
 @editgan.command("seg")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @_seg_option
 @_latent_options
 @click.option("--mode", type=click.Choice(["bilinear", "nearest"]), default="bilinear", show_default=True,
@@ -201,7 +202,7 @@ def _per_latent(paths, count: int, option: str, read):
 
 
 @editgan.command("edit")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @_seg_option
 @_lpips_option
 @click.option("--ws", "ws_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -311,7 +312,7 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
 
 
 @editgan.command("apply")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @_seg_option
 @click.option("--vector", "vector_file", required=True, type=click.Path(exists=True, dir_okay=False,
                                                                          path_type=Path),
@@ -422,7 +423,7 @@ def _annotated_pairs(latents_dir: Path, masks_dir: Path, num_classes: int, resol
 
 
 @editgan.command("train-seg")
-@click.argument("ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ckpt", type=CHECKPOINT)
 @click.option("--latents", "latents_dir", required=True, type=click.Path(exists=True, file_okay=False,
                                                                           path_type=Path),
               help="Folder of the annotated images' W+ latents, NAME.npy of shape (num_ws, w_dim) (e.g. from "

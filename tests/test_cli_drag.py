@@ -286,3 +286,22 @@ def test_gif_has_one_frame_per_step_even_when_images_repeat_and_caps_its_size():
     drag_outputs.gif_writer(images, points, np.array([[300, 500]]))(buffer)
     gif = Image.open(io.BytesIO(buffer.getvalue()))
     assert gif.n_frames == 3 and gif.size == (drag_outputs.GIF_MAX_SIZE,) * 2
+
+
+def test_gif_enlarges_small_images_by_a_whole_factor_with_markers_at_pixel_centres():
+    import io
+    images = np.full((2, 64, 64, 3), 128, np.uint8)  # 64 px -> 4x blocks, 256 px frames
+    images[:, 10, 20] = (0, 255, 0)  # one green pixel: its 4x4 block must survive the enlargement intact
+    points = np.array([[[40, 8]], [[40, 8]]])
+    buffer = io.BytesIO()
+    drag_outputs.gif_writer(images, points, np.array([[40, 56]]))(buffer)
+    gif = Image.open(io.BytesIO(buffer.getvalue()))
+    assert gif.n_frames == 2 and gif.size == (256, 256)
+    frame = np.asarray(gif.convert("RGB"))
+    assert np.all(frame[40:44, 80:84] == (0, 255, 0)) and np.all(frame[39, 80:84] == 128)
+    # Markers sit at the centres of their pixels' blocks: handle (40, 8) -> (161.5, 33.5), target (40, 56) ->
+    # (161.5, 225.5); scaling the coordinates alone would put them at (160, 32) and (160, 224). (PIL rasterises the
+    # disc half a pixel up-left: measured centroid (161, 33).)
+    for color, centre in ((drag_outputs.HANDLE_COLOR, (161.5, 33.5)), (drag_outputs.TARGET_COLOR, (161.5, 225.5))):
+        rows, cols = np.nonzero(np.all(frame == color, axis=-1))
+        assert abs(rows.mean() - centre[0]) <= 0.5 and abs(cols.mean() - centre[1]) <= 0.5, (rows.mean(), cols.mean())

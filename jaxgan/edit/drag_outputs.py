@@ -27,6 +27,7 @@ TARGET_COLOR = (48, 96, 255)   # blue: the targets
 LINE_COLOR = (255, 255, 255)   # handle -> target
 FRAME_MS, LAST_FRAME_MS = 50, 1000
 GIF_MAX_SIZE = 512
+GIF_MIN_SIZE = 256  # smaller images are enlarged by a whole factor (nearest) so the markers stay legible
 
 DEFAULTS = {"trunc": 0.7, "space": "w+", "steps": 200, "lr": 1e-3, "lambda_mask": 20.0}  # the official renderer's
 JOB_FIELDS = {"name", "seed", "trunc", "ws", "points", "targets", "mask", "space", "steps", "lr", "lambda_mask",
@@ -276,21 +277,28 @@ def annotate(image: np.ndarray, points, targets, label: str | None = None) -> np
 def gif_writer(images, points, targets) -> Callable:
     """`write(file)` for the animated GIF of a drag: one frame per observation, labelled 'k/S-1', looping, 50 ms a
     frame and 1 s on the last. The label also keeps frames distinct, so Pillow merges none of them away. Frames
-    are at most GIF_MAX_SIZE px (larger images are downscaled for the animation only); they are drawn one at a
-    time while the file is written."""
+    are at most GIF_MAX_SIZE px (larger images are downscaled for the animation only) and at least GIF_MIN_SIZE px
+    (smaller ones are enlarged by a whole factor, each pixel a block, markers at the block centres); they are drawn
+    one at a time while the file is written."""
     from PIL import Image
     last = len(images) - 1
     size = images.shape[1]
+    enlarge = max(1, -(-GIF_MIN_SIZE // size))
     scale = min(1.0, GIF_MAX_SIZE / size)
-    side = round(size * scale)
+    side = round(size * scale) if enlarge == 1 else size * enlarge
+
+    def place(p):
+        """Pixel (row, col) of the image -> position in the frame."""
+        p = np.asarray(p, np.float64)
+        return p * scale if enlarge == 1 else (p + 0.5) * enlarge - 0.5
 
     def frame(k):
         image = images[k]
-        if scale < 1:
+        if side != size:
+            resample = Image.Resampling.LANCZOS if enlarge == 1 else Image.Resampling.NEAREST
             image = np.asarray(Image.fromarray(np.ascontiguousarray(rgb(image)), "RGB").resize(
-                (side, side), Image.Resampling.LANCZOS))
-        return Image.fromarray(annotate(image, np.asarray(points[k]) * scale, np.asarray(targets) * scale,
-                                        f"{k}/{last}"), "RGB")
+                (side, side), resample))
+        return Image.fromarray(annotate(image, place(points[k]), place(targets), f"{k}/{last}"), "RGB")
 
     def write(f):
         durations = [FRAME_MS] * last + [LAST_FRAME_MS]
