@@ -7,7 +7,9 @@ with a sidecar recording the source file's SHA-256 and this converter's version.
 
 LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the torchvision VGG16 weights (`src`)
 and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
-segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory.
+segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory. Nor is
+pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's; which network a file holds (G, D
+or E) is inferred from its keys.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.pix2pixhd import convert_pix2pixhd
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.segbranch import convert_segbranch, member_files
 from checkpoints_convert.stylegan2_pkl import convert_pickle
@@ -23,7 +26,7 @@ from checkpoints_convert.torch_reader import CheckpointError, sniff_format
 from jaxgan.checkpoint import save_checkpoint
 
 CONVERTER_VERSION = "1.0"
-KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch")
+KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd")
 TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality}
 
@@ -62,16 +65,23 @@ def convert_segbranch_files(sources, dst) -> Path:
     return save_checkpoint(dst, models, meta)
 
 
-def convert_file(src, dst, kind: str = "auto", lin=None) -> Path:
+def convert_file(src, dst, kind: str = "auto", lin=None, *, label_nc: int | None = None,
+                 no_instance: bool | None = None, feat_num: int | None = None) -> Path:
     """Convert `src` into the new checkpoint directory `dst`; returns its absolute path.
 
     kind 'lpips-vgg': `src` is torchvision's VGG16 state dict and `lin` the LPIPS v0.1 vgg lin-weight file (both
     required); the checkpoint holds one model, 'LPIPS'. `lin` is refused with any other kind.
+    kind 'pix2pixhd': `src` is a pix2pixHD latest_net_{G,D,E}.pth; the checkpoint holds 'G', 'D' or 'E' (several with
+    a netG./netD./netE.-prefixed state dict). label_nc / no_instance / feat_num give the generator's input encoding
+    (defaults 35 / False / 0) and are refused with any other kind.
     Raises CheckpointError (unreadable, corrupt or unsafe file) or ConversionError (the networks do not map onto
     jaxgan's); nothing is written at `dst` in either case.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    encoding = {"label_nc": label_nc, "no_instance": no_instance, "feat_num": feat_num}
+    if kind != "pix2pixhd" and any(v is not None for v in encoding.values()):
+        raise ValueError("label_nc, no_instance and feat_num only go with kind 'pix2pixhd'")
     if kind == "segbranch":
         if lin is not None:
             raise ValueError("a lin-weight file only goes with kind 'lpips-vgg'")
@@ -91,6 +101,11 @@ def convert_file(src, dst, kind: str = "auto", lin=None) -> Path:
     resolved_kind = detect_kind(src) if kind == "auto" else kind
     if resolved_kind == "lpips-vgg":
         models, notes = convert_lpips_vgg(src, files[1])  # its errors name the file(s) at fault
+    elif resolved_kind == "pix2pixhd":
+        try:
+            models, notes = convert_pix2pixhd(src, **encoding)
+        except ConversionError as e:
+            raise ConversionError(f"{src.name}: {e}") from None
     else:
         try:
             models, notes = _CONVERTERS[resolved_kind](src)

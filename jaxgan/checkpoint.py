@@ -22,8 +22,10 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jaxgan.models import lpips, segbranch, stylegan2
+from jaxgan.models import lpips, pix2pixhd, segbranch, stylegan2
 from jaxgan.models.lpips import LPIPSConfig
+from jaxgan.models.pix2pixhd import (Pix2PixHDDiscriminatorConfig, Pix2PixHDEncoderConfig,
+                                     Pix2PixHDGeneratorConfig)
 from jaxgan.models.segbranch import SegBranchConfig
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
 
@@ -37,6 +39,9 @@ MODEL_KINDS = {
     "stylegan2-discriminator": DiscriminatorConfig,
     "lpips-vgg": LPIPSConfig,
     "segbranch": SegBranchConfig,
+    "pix2pixhd-generator": Pix2PixHDGeneratorConfig,
+    "pix2pixhd-discriminator": Pix2PixHDDiscriminatorConfig,
+    "pix2pixhd-encoder": Pix2PixHDEncoderConfig,
 }
 
 
@@ -46,6 +51,8 @@ def abstract_model(cfg) -> SplitModel:
         return lpips.abstract_model(cfg)
     if isinstance(cfg, SegBranchConfig):
         return segbranch.abstract_model(cfg)
+    if isinstance(cfg, pix2pixhd.CONFIGS):
+        return pix2pixhd.abstract_model(cfg)
     return stylegan2.abstract_model(cfg)
 
 

@@ -1,5 +1,5 @@
 """The `jaxgan` command line: convert checkpoints, generate images, drag points (DragGAN), invert photos into
-latents (projector / W+ embedding), measure LPIPS distances.
+latents (projector / W+ embedding), measure LPIPS distances, synthesise images from label maps (pix2pixHD).
 
 Each command parses its options, calls one library function, and writes its outputs atomically (temporary name,
 then rename). Bad input gives a one-line error and a non-zero exit. JAX is imported inside the commands so that
@@ -86,23 +86,35 @@ def main():
       jaxgan drag ffhq --seed 0 --points 250,200 --targets 250,260 --outdir dragged   # DragGAN
       jaxgan invert ffhq face.png --lpips lpips-vgg --outdir inverted   # photo -> latent (projector)
       jaxgan lpips --lpips lpips-vgg a.png b.png      # perceptual distance
+      jaxgan pix2pixhd label2city --labels L.png --inst I.png --outdir out   # pix2pixHD labels -> image
     """
 
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch"]),
+@click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch",
+                                           "pix2pixhd"]),
               default="auto", show_default=True,
               help="Source format. auto looks at the file's bytes: torch.save files (zip or legacy) are rosinality "
                    "checkpoints, other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
                    "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
-                   "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory.")
+                   "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory. pix2pixhd "
+                   "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E).")
 @click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
                    "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
                    "github.com/richzhang/PerceptualSimilarity).")
-def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | None):
+@click.option("--label-nc", type=click.IntRange(min=0), default=None,
+              help="With --kind pix2pixhd: the generator's label classes (one-hot channels; 0: the label map is an "
+                   "RGB image).  [default: 35, Cityscapes]")
+@click.option("--no-instance", is_flag=True, default=None,
+              help="With --kind pix2pixhd: the generator takes no instance-edge channel (trained with --no_instance).")
+@click.option("--feat-num", type=click.IntRange(min=0), default=None,
+              help="With --kind pix2pixhd: feature channels after the labels and edges (--instance_feat / "
+                   "--label_feat models).  [default: 0]")
+def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | None, label_nc: int | None,
+            no_instance: bool | None, feat_num: int | None):
     """Convert a PyTorch checkpoint SRC into a jaxgan checkpoint directory DST.
 
     \b
@@ -116,7 +128,11 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
         lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity);
       - the DatasetGAN / EditGAN segmentation branch (--kind segbranch), for `jaxgan editgan`: the ensemble's
         pixel-classifier files ({'model_state_dict': ...}, `module.` prefixes), given one by one or as the
-        directory holding model_0.pth, model_1.pth, ... (or car_model_N.pth); they are stacked in model order.
+        directory holding model_0.pth, model_1.pth, ... (or car_model_N.pth); they are stacked in model order;
+      - pix2pixHD (--kind pix2pixhd), for `jaxgan pix2pixhd`: latest_net_G.pth (global or local generator, the
+        structure read from the tensor shapes), latest_net_D.pth, latest_net_E.pth; legacy or zip torch.save,
+        InstanceNorm running statistics ignored, netG./netD./netE. prefixes accepted. The generator's input
+        encoding (--label-nc, --no-instance, --feat-num) is stored with it and must add up to its input channels.
     DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of the sources, converter version).
     DST must not exist; it appears only once complete.
 
@@ -125,11 +141,14 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
       jaxgan convert stylegan2-ffhq-512x512.pkl ffhq512
       jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth
       jaxgan convert checkpoint/datasetgan_pretrain/classifier car-seg --kind segbranch
+      jaxgan convert checkpoints/label2city_1024p/latest_net_G.pth label2city --kind pix2pixhd --label-nc 35
     """
     if kind == "lpips-vgg" and lin_file is None:
         raise click.UsageError("--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth")
     if kind != "lpips-vgg" and lin_file is not None:
         raise click.UsageError("--lin only goes with --kind lpips-vgg")
+    if kind != "pix2pixhd" and (label_nc is not None or no_instance or feat_num is not None):
+        raise click.UsageError("--label-nc, --no-instance and --feat-num only go with --kind pix2pixhd")
     if len(sources) > 1 and kind != "segbranch":
         raise click.UsageError("several source files only go with --kind segbranch (one file per classifier)")
     from checkpoints_convert.convert import convert_file, convert_segbranch_files
@@ -139,7 +158,9 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
         else:
             if sources[0].is_dir():
                 raise ValueError(f"{sources[0]} is a directory; only --kind segbranch reads a directory of files")
-            out = convert_file(sources[0], dst, kind=kind, lin=lin_file)
+            encoding = ({"label_nc": label_nc, "no_instance": no_instance, "feat_num": feat_num}
+                        if kind == "pix2pixhd" else {})
+            out = convert_file(sources[0], dst, kind=kind, lin=lin_file, **encoding)
     except _user_errors() as e:
         raise click.ClickException(str(e)) from None
     from jaxgan.checkpoint import read_sidecar
@@ -151,6 +172,11 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
         elif entry["kind"] == "segbranch":
             click.echo(f"{name}: {entry['kind']} ({cfg['num_models']} classifiers, {cfg['num_classes']} classes, "
                        f"{cfg['feature_dim']} feature channels)")
+        elif entry["kind"] == "pix2pixhd-generator":
+            parts = [f"label_nc {cfg['label_nc']}"] + ([] if cfg["no_instance"] else ["instance edges"])
+            parts += [f"{cfg['feat_num']} feature channels"] if cfg["feat_num"] else []
+            click.echo(f"{name}: {entry['kind']} ({cfg['netG']}, ngf {cfg['ngf']}, input {cfg['input_nc']} channels: "
+                       f"{' + '.join(parts)})")
         elif entry["kind"].startswith("stylegan2-"):
             click.echo(f"{name}: {entry['kind']} {cfg['img_resolution']}x{cfg['img_resolution']}, "
                        f"c_dim {cfg['c_dim']}, architecture {cfg['architecture']}")
@@ -744,3 +770,7 @@ def demo_command(ctx, outdir):
 from jaxgan.cli_editgan import editgan  # noqa: E402
 
 main.add_command(editgan)
+
+from jaxgan.cli_pix2pixhd import pix2pixhd_command  # noqa: E402
+
+main.add_command(pix2pixhd_command)

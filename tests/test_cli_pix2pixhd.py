@@ -1,0 +1,166 @@
+"""`jaxgan convert --kind pix2pixhd` + `jaxgan pix2pixhd` end to end on the fixture's latest_net_G.pth and PNGs.
+
+The written image must be the official output (out/G, batch element 0, the official LocalEnhancer on the same
+label and instance maps) through the official uint8 conversion; float32 differences of ~1e-5 may flip a value that
+lies on a rounding boundary by one grey level. Measured: 4 of 24,576 values differ, by 1, each with the official
+float value within 1.2e-4 grey levels of an integer. Then folders (Cityscapes naming), batching, and refusals that
+write nothing.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from jaxgan import label_maps
+from jaxgan.cli import main
+from tests.cli_assertions import assert_refused
+from tests.conftest import fixture_path, load_fixture
+
+LABEL_PNG, INST_PNG = "pix2pixhd_small_label.png", "pix2pixhd_small_inst.png"
+MAX_FLIPPED = 8          # values allowed to differ by one grey level ...
+BOUNDARY_DISTANCE = 2e-3  # ... and only where the official float value is this close to an integer
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    dst = tmp_path_factory.mktemp("p2p") / "label2city_small"
+    result = run("convert", fixture_path("pix2pixhd_small_latest_net_G.pth"), dst, "--kind", "pix2pixhd",
+                 "--label-nc", "35")
+    assert result.exit_code == 0, result.output
+    assert "G: pix2pixhd-generator (local, ngf 2, input 36 channels: label_nc 35 + instance edges)" in result.output
+    return dst
+
+
+@pytest.fixture(scope="module")
+def single(ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("p2p_single")
+    result = run("pix2pixhd", ckpt, "--labels", fixture_path(LABEL_PNG), "--inst", fixture_path(INST_PNG),
+                 "--outdir", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def official_float_pixels():
+    """(x + 1) / 2 * 255 of the official output, float32 as util.tensor2im computes it."""
+    data, _ = load_fixture("pix2pixhd_small.npz")
+    x = np.transpose(data["out/G"][0], (1, 2, 0)).astype(np.float32)
+    return (x + np.float32(1)) / np.float32(2) * np.float32(255)
+
+
+def test_written_image_is_the_official_output_through_tensor2im(single):
+    got = np.asarray(Image.open(single / "pix2pixhd_small_label_synthesized_image.png"))
+    values = official_float_pixels()
+    expected = label_maps.tensor2im(np.transpose(load_fixture("pix2pixhd_small.npz")[0]["out/G"][0], (1, 2, 0)))
+    np.testing.assert_array_equal(expected, np.clip(values, 0, 255).astype(np.uint8))  # tensor2im is that rule
+    assert got.shape == (64, 128, 3) and got.dtype == np.uint8
+    flipped = got != expected
+    assert flipped.sum() <= MAX_FLIPPED, f"{flipped.sum()} values differ"
+    assert np.all(np.abs(got.astype(int) - expected.astype(int)) <= 1)
+    distance = np.abs(values[flipped] - np.round(values[flipped]))
+    assert np.all(distance <= BOUNDARY_DISTANCE), distance
+
+
+def test_label_preview_uses_the_cityscapes_colours(single):
+    preview = np.asarray(Image.open(single / "pix2pixhd_small_label_input_label.png"))
+    labels = np.asarray(Image.open(fixture_path(LABEL_PNG)))
+    np.testing.assert_array_equal(preview, label_maps.CITYSCAPES_COLORS[labels])
+    assert tuple(label_maps.CITYSCAPES_COLORS[26]) == (0, 0, 142)  # car
+    assert sorted(p.name for p in single.iterdir()) == ["pix2pixhd_small_label_input_label.png",
+                                                        "pix2pixhd_small_label_synthesized_image.png"]
+
+
+def _cityscapes_folders(root, flip_second=True):
+    """labels/ with two *_gtFine_labelIds.png and a colour image to skip, inst/ with the *_gtFine_instanceIds.png."""
+    labels, inst = root / "labels", root / "inst"
+    labels.mkdir()
+    inst.mkdir()
+    shutil.copy(fixture_path(LABEL_PNG), labels / "a_gtFine_labelIds.png")
+    shutil.copy(fixture_path(INST_PNG), inst / "a_gtFine_instanceIds.png")
+    label = Image.open(fixture_path(LABEL_PNG))
+    instance = Image.open(fixture_path(INST_PNG))
+    if flip_second:
+        label, instance = (im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in (label, instance))
+    label.save(labels / "b_gtFine_labelIds.png")
+    instance.save(inst / "b_gtFine_instanceIds.png")
+    Image.new("RGB", (128, 64), (128, 64, 128)).save(labels / "a_gtFine_color.png")
+    return labels, inst
+
+
+def test_folders_pair_cityscapes_names_and_batch_over_devices(ckpt, single, tmp_path):
+    labels, inst = _cityscapes_folders(tmp_path)
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", labels, "--inst", inst, "--outdir", out, "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 images" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_gtFine_labelIds_input_label.png", "a_gtFine_labelIds_synthesized_image.png",
+        "b_gtFine_labelIds_input_label.png", "b_gtFine_labelIds_synthesized_image.png"]
+    a = np.asarray(Image.open(out / "a_gtFine_labelIds_synthesized_image.png"))
+    one = np.asarray(Image.open(single / "pix2pixhd_small_label_synthesized_image.png"))
+    assert np.abs(a.astype(int) - one).max() <= 1 and (a != one).sum() <= MAX_FLIPPED
+    b = np.asarray(Image.open(out / "b_gtFine_labelIds_synthesized_image.png"))
+    assert b.shape == a.shape and not np.array_equal(b, a)
+
+
+def test_pairing_rule():
+    assert label_maps.instance_name_for("x_gtFine_labelIds.png") == "x_gtFine_instanceIds.png"
+    assert label_maps.instance_name_for("frame7.png") == "frame7.png"
+
+
+def _bad_label(tmp_path, transform):
+    labels = np.asarray(Image.open(fixture_path(LABEL_PNG))).copy()
+    path = tmp_path / "bad_label.png"
+    Image.fromarray(transform(labels)).save(path)
+    return path
+
+
+def _set_id(ids):
+    ids[3, 5] = 40
+    return ids
+
+
+def test_label_id_outside_label_nc_is_refused(ckpt, tmp_path):
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", _bad_label(tmp_path, _set_id), "--inst", fixture_path(INST_PNG),
+                 "--outdir", out)
+    assert_refused(result, "holds label id 40, but the generator knows ids 0..34 (label_nc 35)", out)
+
+
+def test_size_that_is_not_a_multiple_is_refused(ckpt, tmp_path):
+    out = tmp_path / "out"
+    label = _bad_label(tmp_path, lambda ids: np.ascontiguousarray(ids[:, :100]))
+    result = run("pix2pixhd", ckpt, "--labels", label, "--inst", fixture_path(INST_PNG), "--outdir", out)
+    assert_refused(result, "is 100x64 pixels; this generator needs a width and height that are multiples of 32", out)
+
+
+def test_folder_with_a_missing_instance_map_is_refused(ckpt, tmp_path):
+    labels, inst = _cityscapes_folders(tmp_path, flip_second=False)
+    (inst / "b_gtFine_instanceIds.png").unlink()
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", labels, "--inst", inst, "--outdir", out)
+    assert_refused(result, "no instance map for 1 label map: ", out)
+    assert "b_gtFine_instanceIds.png" in result.output
+
+
+def test_encoding_that_does_not_fit_the_weights_is_refused(ckpt, tmp_path):
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", fixture_path(LABEL_PNG), "--no-instance", "--outdir", out)
+    assert_refused(result, "input_nc 36 does not match the input encoding: label_nc 35 + 0 instance-edge", out)
+    result = run("pix2pixhd", ckpt, "--labels", fixture_path(LABEL_PNG), "--outdir", out)
+    assert_refused(result, "this generator takes instance edges: give --inst", out, exit_code=2)
+
+
+def test_checkpoint_without_a_pix2pixhd_generator_is_refused(tmp_path):
+    other = tmp_path / "not_p2p"
+    other.mkdir()
+    (other / "jaxgan.json").write_text('{"format": "jaxgan-checkpoint", "format_version": 1, "models": {}}')
+    out = tmp_path / "out"
+    result = run("pix2pixhd", other, "--labels", fixture_path(LABEL_PNG), "--outdir", out)
+    assert_refused(result, "holds no pix2pixHD generator", out)
