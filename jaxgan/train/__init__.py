@@ -1,0 +1,1 @@
+"""Training: losses and jitted update steps (pure functions of SplitModel pytrees and optax states)."""
