@@ -9,7 +9,7 @@ LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the to
 and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
 segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory. Nor is
 pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's; which network a file holds (G, D
-or E) is inferred from its keys.
+or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the trunk of pix2pixHD's VGG loss).
 """
 
 import hashlib
@@ -23,12 +23,13 @@ from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.segbranch import convert_segbranch, member_files
 from checkpoints_convert.stylegan2_pkl import convert_pickle
 from checkpoints_convert.torch_reader import CheckpointError, sniff_format
+from checkpoints_convert.vgg19 import convert_vgg19
 from jaxgan.checkpoint import save_checkpoint
 
 CONVERTER_VERSION = "1.0"
-KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd")
+KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19")
 TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
-_CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality}
+_CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19}
 
 
 def sha256_of(path: Path) -> str:

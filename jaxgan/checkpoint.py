@@ -22,12 +22,13 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jaxgan.models import lpips, pix2pixhd, segbranch, stylegan2
+from jaxgan.models import lpips, pix2pixhd, segbranch, stylegan2, vgg19
 from jaxgan.models.lpips import LPIPSConfig
 from jaxgan.models.pix2pixhd import (Pix2PixHDDiscriminatorConfig, Pix2PixHDEncoderConfig,
                                      Pix2PixHDGeneratorConfig)
 from jaxgan.models.segbranch import SegBranchConfig
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
+from jaxgan.models.vgg19 import VGG19Config
 
 SIDECAR = "jaxgan.json"
 STATE_DIR = "state"
@@ -42,6 +43,7 @@ MODEL_KINDS = {
     "pix2pixhd-generator": Pix2PixHDGeneratorConfig,
     "pix2pixhd-discriminator": Pix2PixHDDiscriminatorConfig,
     "pix2pixhd-encoder": Pix2PixHDEncoderConfig,
+    "vgg19-features": VGG19Config,
 }
 
 
@@ -53,6 +55,8 @@ def abstract_model(cfg) -> SplitModel:
         return segbranch.abstract_model(cfg)
     if isinstance(cfg, pix2pixhd.CONFIGS):
         return pix2pixhd.abstract_model(cfg)
+    if isinstance(cfg, VGG19Config):
+        return vgg19.abstract_model(cfg)
     return stylegan2.abstract_model(cfg)
 
 

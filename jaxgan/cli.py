@@ -94,13 +94,14 @@ def main():
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(["auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch",
-                                           "pix2pixhd"]),
+                                           "pix2pixhd", "vgg19"]),
               default="auto", show_default=True,
               help="Source format. auto looks at the file's bytes: torch.save files (zip or legacy) are rosinality "
                    "checkpoints, other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
                    "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
                    "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory. pix2pixhd "
-                   "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E).")
+                   "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E). vgg19 (never "
+                   "auto-detected): torchvision's vgg19-dcbb9e9d.pth, the trunk of pix2pixHD's VGG loss.")
 @click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
                    "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
@@ -132,7 +133,9 @@ def convert(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: Path | No
       - pix2pixHD (--kind pix2pixhd), for `jaxgan pix2pixhd`: latest_net_G.pth (global or local generator, the
         structure read from the tensor shapes), latest_net_D.pth, latest_net_E.pth; legacy or zip torch.save,
         InstanceNorm running statistics ignored, netG./netD./netE. prefixes accepted. The generator's input
-        encoding (--label-nc, --no-instance, --feat-num) is stored with it and must add up to its input channels.
+        encoding (--label-nc, --no-instance, --feat-num) is stored with it and must add up to its input channels;
+      - torchvision's vgg19-dcbb9e9d.pth (--kind vgg19) as model VGG19: convs up to relu5_1, for the perceptual
+        loss of pix2pixHD training (jaxgan.train.pix2pixhd).
     DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of the sources, converter version).
     DST must not exist; it appears only once complete.
 

@@ -29,6 +29,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgan.models.stylegan2 import SplitModel, split
+from jaxgan.nn.torch_init import torch_style_params
 from jaxgan.ops.torch_layers import (avg_pool_3x3_s2, conv2d, conv_transpose2d, instance_norm, reflection_pad)
 
 NETG = ("global", "local")
@@ -489,17 +490,23 @@ def _module_class(cfg):
     return cls
 
 
+def _init(cfg, key) -> SplitModel:
+    abstract = abstract_model(cfg)
+    return dataclasses.replace(abstract, params=torch_style_params(abstract.params, key, weight_std=INIT_STD))
+
+
 def init_generator(cfg: Pix2PixHDGeneratorConfig, key) -> SplitModel:
-    """A randomly initialised generator (the official weights_init: conv weights ~ N(0, 0.02))."""
-    return split(Generator(cfg, rngs=nnx.Rngs(params=key)))
+    """A randomly initialised generator: the official weights_init (conv weights ~ N(0, 0.02)), torch's default
+    bias init. Drawn in one compiled call (jaxgan.nn.torch_init), not layer by layer."""
+    return _init(cfg, key)
 
 
 def init_discriminator(cfg: Pix2PixHDDiscriminatorConfig, key) -> SplitModel:
-    return split(MultiscaleDiscriminator(cfg, rngs=nnx.Rngs(params=key)))
+    return _init(cfg, key)
 
 
 def init_encoder(cfg: Pix2PixHDEncoderConfig, key) -> SplitModel:
-    return split(Encoder(cfg, rngs=nnx.Rngs(params=key)))
+    return _init(cfg, key)
 
 
 def abstract_model(cfg) -> SplitModel:

@@ -53,7 +53,7 @@ def conv_transpose2d(x, weight, bias, *, stride: int, padding: int, output_paddi
 def avg_pool_3x3_s2(x):
     """x [N, H, W, C] -> [N, ceil(H/2), ceil(W/2), C]: 3x3 windows, stride 2, padding 1, padded zeros not counted."""
     window, strides, pads = (1, 3, 3, 1), (1, 2, 2, 1), ((0, 0), (1, 1), (1, 1), (0, 0))
-    sums = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, window, strides, pads)
+    sums = lax.reduce_window(x, 0.0, lax.add, window, strides, pads)  # a Python 0: the differentiable sum
     ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
-    counts = lax.reduce_window(ones, jnp.array(0, x.dtype), lax.add, window, strides, pads)
+    counts = lax.reduce_window(ones, 0.0, lax.add, window, strides, pads)
     return sums / counts

@@ -203,3 +203,15 @@ def test_input_encoding_must_add_up_to_input_nc():
     assert p2p.Pix2PixHDGeneratorConfig(input_nc=35, no_instance=True).label_channels == 35
     assert p2p.Pix2PixHDGeneratorConfig(input_nc=39, feat_num=3).size_multiple == 16
     assert LOCAL.size_multiple == 32 and LOCAL.global_ngf == 4
+
+
+def test_random_init_follows_the_official_weights_init():
+    """Conv weights ~ N(0, 0.02) (weights_init); biases U(+-1/sqrt(fan_in)), fan_in = weight.shape[1] * k * k."""
+    cfg = p2p.Pix2PixHDGeneratorConfig(input_nc=5, label_nc=4, ngf=8, n_downsample_global=1, n_blocks_global=1)
+    G = p2p.init_generator(cfg, jax.random.key(0))
+    weight = np.asarray(G.params["model"]["1"]["weight"][...])  # (8, 5, 7, 7)
+    assert abs(weight.std() - 0.02) < 0.002 and abs(weight.mean()) < 0.002
+    up_bias = np.asarray(G.params["model"]["8"]["bias"][...])  # ConvTranspose2d(16, 8): fan_in 8 * 9
+    assert np.abs(up_bias).max() <= 1 / np.sqrt(8 * 9) and np.abs(up_bias).max() > 0.5 / np.sqrt(8 * 9)
+    again = p2p.init_generator(cfg, jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(again.params["model"]["1"]["weight"][...]), weight)
