@@ -36,6 +36,9 @@ def _encoding(cfg, label_nc, no_instance: bool):
     if label_nc is None:
         raise ValueError("the checkpoint does not record label_nc; give it with --label-nc")
     cfg = dataclasses.replace(cfg, label_nc=label_nc, no_instance=no_instance or cfg.no_instance)
+    if cfg.label_nc == 0 and cfg.label_channels != 3:
+        raise ValueError(f"label_nc 0 reads each label map as an RGB picture (3 channels), but this generator takes "
+                         f"{cfg.label_channels} label channels")
     if cfg.feat_num:
         raise ValueError(f"this generator takes {cfg.feat_num} feature channels (trained with --instance_feat or "
                          "--label_feat); jaxgan pix2pixhd builds labels and instance edges only")

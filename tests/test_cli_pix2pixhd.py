@@ -155,6 +155,10 @@ def test_encoding_that_does_not_fit_the_weights_is_refused(ckpt, tmp_path):
     assert_refused(result, "input_nc 36 does not match the input encoding: label_nc 35 + 0 instance-edge", out)
     result = run("pix2pixhd", ckpt, "--labels", fixture_path(LABEL_PNG), "--outdir", out)
     assert_refused(result, "this generator takes instance edges: give --inst", out, exit_code=2)
+    result = run("pix2pixhd", ckpt, "--labels", fixture_path(LABEL_PNG), "--inst", fixture_path(INST_PNG),
+                 "--label-nc", "0", "--outdir", out)
+    assert_refused(result, "label_nc 0 reads each label map as an RGB picture (3 channels), but this generator takes "
+                           "35 label channels", out)
 
 
 def test_checkpoint_without_a_pix2pixhd_generator_is_refused(tmp_path):
@@ -164,3 +168,25 @@ def test_checkpoint_without_a_pix2pixhd_generator_is_refused(tmp_path):
     out = tmp_path / "out"
     result = run("pix2pixhd", other, "--labels", fixture_path(LABEL_PNG), "--outdir", out)
     assert_refused(result, "holds no pix2pixHD generator", out)
+
+
+def test_label_nc_0_reads_the_label_map_as_a_picture(tmp_path):
+    """--label_nc 0 models take the label map as an RGB image in [-1, 1] (ToTensor + Normalize(0.5, 0.5))."""
+    import jax
+
+    from jaxgan.checkpoint import save_checkpoint
+    from jaxgan.models import pix2pixhd
+    cfg = pix2pixhd.Pix2PixHDGeneratorConfig(input_nc=4, label_nc=0, ngf=2, n_downsample_global=1, n_blocks_global=1)
+    ckpt = save_checkpoint(tmp_path / "rgb", {"G": pix2pixhd.init_generator(cfg, jax.random.key(0))})
+    picture = np.zeros((8, 12, 3), np.uint8)
+    picture[:, :6] = (0, 51, 255)
+    Image.fromarray(picture).save(tmp_path / "pic.png")
+    np.testing.assert_allclose(label_maps.read_label_image(tmp_path / "pic.png")[0, 0], [-1.0, -0.6, 1.0], atol=1e-6)
+    inst = np.zeros((8, 12), np.uint16)
+    inst[:, 6:] = 40000
+    Image.fromarray(inst).save(tmp_path / "inst.png")
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", tmp_path / "pic.png", "--inst", tmp_path / "inst.png", "--outdir", out)
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(out / "pic_synthesized_image.png")).shape == (8, 12, 3)
+    assert np.asarray(Image.open(out / "pic_input_label.png")).shape == (8, 12, 3)

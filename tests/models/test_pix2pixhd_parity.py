@@ -5,7 +5,7 @@ MultiscaleDiscriminator (getIntermFeat, 2 scales) and an Encoder with seeded wei
 instance ids, the encoded input, an image) and outputs. The weights go into the models here by name (the fixture's
 `G/<state-dict key>` arrays), independently of the converter, so these tests check the model maths and the input
 encoding; the converter is tested in tests/checkpoints_convert/test_pix2pixhd.py. Tolerance 1e-4 max abs (FIXTURES.md);
-measured: G 1.2e-5, G_global 2.3e-6, D features <= 2.9e-6, E 2.4e-7, encoded input exact. Arrays are NCHW in the
+measured: G 1.2e-5, G_global 2.2e-6, D features <= 2.9e-6, E 2.4e-7, encoded input exact. Arrays are NCHW in the
 fixture.
 """
 
@@ -215,3 +215,13 @@ def test_random_init_follows_the_official_weights_init():
     assert np.abs(up_bias).max() <= 1 / np.sqrt(8 * 9) and np.abs(up_bias).max() > 0.5 / np.sqrt(8 * 9)
     again = p2p.init_generator(cfg, jax.random.key(0))
     np.testing.assert_array_equal(np.asarray(again.params["model"]["1"]["weight"][...]), weight)
+
+
+@pytest.mark.parametrize("cfg,tensors,parameters", [
+    (p2p.Pix2PixHDGeneratorConfig(netG="local", ngf=32), 74, 182_857_059),  # label2city_1024p (spec §1.9)
+    (p2p.Pix2PixHDGeneratorConfig(netG="global", ngf=64), 56, 182_546_755),  # the 512p recipe
+])
+def test_released_architectures_have_the_official_tensor_and_parameter_counts(cfg, tensors, parameters):
+    leaves = jax.tree_util.tree_leaves(p2p.abstract_model(cfg).params)
+    assert len(leaves) == tensors
+    assert sum(int(np.prod(leaf.shape)) for leaf in leaves) == parameters

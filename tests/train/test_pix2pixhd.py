@@ -88,7 +88,8 @@ def synthetic_batch(n=2, size=32, label_nc=4, seed=0):
             inst[b, y:y + h, x:x + w] = k * 1000 + b
     colors = np.array([[-0.8, -0.5, 0.2], [0.7, 0.1, -0.6], [0.0, 0.8, 0.3], [0.5, -0.7, 0.9]], np.float32)
     ramp = np.linspace(-0.2, 0.2, size, dtype=np.float32)[None, None, :, None]
-    return {"input": p2p.encode_input(labels, inst, label_nc), "image": jnp.asarray(np.clip(colors[labels] + ramp, -1, 1))}
+    image = np.clip(colors[labels] + ramp, -1, 1)
+    return {"input": p2p.encode_input(labels, inst, label_nc), "image": jnp.asarray(image)}
 
 
 @functools.cache
