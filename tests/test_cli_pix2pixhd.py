@@ -190,3 +190,12 @@ def test_label_nc_0_reads_the_label_map_as_a_picture(tmp_path):
     assert result.exit_code == 0, result.output
     assert np.asarray(Image.open(out / "pic_synthesized_image.png")).shape == (8, 12, 3)
     assert np.asarray(Image.open(out / "pic_input_label.png")).shape == (8, 12, 3)
+
+
+def test_convert_refuses_encoding_options_elsewhere_and_encodings_that_do_not_fit(tmp_path):
+    dst = tmp_path / "ck"
+    result = run("convert", fixture_path("pix2pixhd_small_latest_net_G.pth"), dst, "--label-nc", "35")
+    assert_refused(result, "--label-nc, --no-instance and --feat-num only go with --kind pix2pixhd", dst, exit_code=2)
+    result = run("convert", fixture_path("pix2pixhd_small_latest_net_G.pth"), dst, "--kind", "pix2pixhd",
+                 "--no-instance")
+    assert_refused(result, "pix2pixhd_small_latest_net_G.pth: G: input_nc 36 does not match the input encoding", dst)
