@@ -36,6 +36,7 @@ from jaxgan.loops import scan_steps
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import GeneratorConfig, SplitModel
 from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
+from jaxgan.ops.point_tracking import nearest_in_window
 from jaxgan.ops.resize import resize_bilinear
 
 NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (§1.2)
@@ -287,24 +288,13 @@ def _l1_mean_terms(a, b):
     return diff * jax.lax.stop_gradient(jnp.sign(diff))
 
 
-def track_points(cfg: DragConfig, feat, feat_refs, points, valid):
+def track_points(cfg: DragConfig, feat, feat_refs, points, valid, *, implementation: str | None = None):
     """Nearest neighbour (L2 over channels) of each handle's reference feature in its (2r+1)^2 window, clipped at
-    the image border; the first minimum in row-major order wins, as torch.min (§1.6). feat: [H, W, C]."""
-    h = cfg.img_resolution
-    radius = cfg.search_radius
-    offsets = jnp.arange(-radius, radius + 1)
-    side = 2 * radius + 1
+    the image border; the first minimum in row-major order wins, as torch.min (§1.6). feat: [H, W, C].
 
-    def track_one(point, ref):
-        rows = point[0] + offsets
-        cols = point[1] + offsets
-        window = feat[jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, h - 1)[None, :]]
-        dist = jnp.sqrt(jnp.sum(jnp.square(window - ref), axis=-1))
-        inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < h))[None, :]
-        best = jnp.argmin(jnp.where(inside, dist, jnp.inf).reshape(-1))
-        return jnp.stack([rows[best // side], cols[best % side]]).astype(jnp.int32)
-
-    tracked = jax.vmap(track_one)(points, feat_refs)
+    `jaxgan.ops.point_tracking.nearest_in_window`; `implementation` (None: the context's or the default choice,
+    jaxgan/ops/implementation.py) picks XLA or the Pallas kernel."""
+    tracked = nearest_in_window(feat, feat_refs, points, cfg.search_radius, implementation=implementation)
     return jnp.where(valid[:, None], tracked, points)
 
 

@@ -14,7 +14,7 @@ from flax import nnx
 
 from jaxgan.nn.fully_connected import FullyConnected
 from jaxgan.nn.variables import Buffer
-from jaxgan.ops.bias_act import activation_spec, bias_act
+from jaxgan.ops.bias_act import activation_spec
 from jaxgan.ops.modulated_conv2d import modulated_conv2d
 from jaxgan.ops.upfirdn2d import setup_filter
 
@@ -42,7 +42,10 @@ class SynthesisLayer(nnx.Module):
             self.noise_strength = nnx.Param(jnp.zeros((), jnp.float32))
 
     def __call__(self, x, w, *, noise_mode: str = "const", noise_key=None, fused: bool = False, gain: float = 1.0):
-        """x: [N, H, W, I], w: [N, w_dim] -> [N, res, res, O]. `noise_key` is required for noise_mode='random'."""
+        """x: [N, H, W, I], w: [N, w_dim] -> [N, res, res, O]. `noise_key` is required for noise_mode='random'.
+
+        Everything after the convolution (up-layers' FIR, demodulation, noise, bias, activation, clamp) is one
+        `fused_epilogue` op, whose implementation the context chooses (jaxgan/ops/implementation.py)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         styles = self.affine(w)
@@ -54,11 +57,11 @@ class SynthesisLayer(nnx.Module):
             noise = jax.random.normal(noise_key, shape, x.dtype) * self.noise_strength[...]
         elif self.use_noise and noise_mode == "const":
             noise = (self.noise_const[...] * self.noise_strength[...])[None, :, :, None]
-        x = modulated_conv2d(x, self.weight[...], styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=setup_filter(self.resample_filter), flip_weight=(self.up == 1),
-                             fused=fused)
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, self.bias[...], act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return modulated_conv2d(x, self.weight[...], styles, noise=noise, up=self.up, padding=self.padding,
+                                resample_filter=setup_filter(self.resample_filter), flip_weight=(self.up == 1),
+                                fused=fused, bias=self.bias[...], act=self.activation, gain=self.act_gain * gain,
+                                clamp=clamp)
 
 
 class ToRGBLayer(nnx.Module):
@@ -73,5 +76,5 @@ class ToRGBLayer(nnx.Module):
     def __call__(self, x, w, *, fused: bool = False):
         """x: [N, H, W, I], w: [N, w_dim] -> [N, H, W, img_channels]."""
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight[...], styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias[...], clamp=self.conv_clamp)
+        return modulated_conv2d(x, self.weight[...], styles, demodulate=False, fused=fused, bias=self.bias[...],
+                                clamp=self.conv_clamp)

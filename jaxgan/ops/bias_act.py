@@ -3,6 +3,9 @@
 Follows ../shared/specs/stylegan2.md §1.1 (`bias_act`): `x + b`, then the activation, then `* gain`, then
 `clip(-clamp, clamp)`. `gain=None` means the activation's default gain (sqrt(2) for relu / lrelu / swish);
 `alpha=None` its default slope. XLA fuses the whole chain into one elementwise pass.
+
+`implementation="pallas"` runs NHWC tensors with the channel axis last through the fused epilogue kernel
+(pallas_kernels/epilogue.py, no filter or noise); None: jaxgan/ops/implementation.py decides (XLA for now).
 """
 
 import dataclasses
@@ -11,6 +14,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxgan.ops import implementation as impl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +46,16 @@ def activation_spec(act: str) -> Activation:
 
 
 def bias_act(x, b=None, act: str = "linear", alpha: float | None = None, gain: float | None = None,
-             clamp: float | None = None, axis: int = -1):
+             clamp: float | None = None, axis: int = -1, *, implementation: str | None = None):
     """Add the bias `b` along `axis` (channels last by default), activate, scale by `gain`, clamp to +-`clamp`."""
     spec = activation_spec(act)
+    covered = x.ndim == 4 and axis in (-1, 3)
+    chosen = impl.resolve("epilogue", implementation, supported=covered,
+                          why_unsupported=f"it takes NHWC tensors with axis=-1, got shape {x.shape}, axis={axis}")
+    if chosen == "pallas":
+        from pallas_kernels.epilogue import fused_epilogue  # pallas_kernels imports jaxgan.ops
+        return fused_epilogue(x, b, act=act, alpha=alpha, gain=gain, clamp=clamp,
+                              interpret=impl.interpret_mode())
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
     if b is not None:

@@ -5,6 +5,10 @@ convolution, the transposed convolution for up=2, padding that is never 'SAME').
 official code is taken for every case, so results agree to float32 rounding, not just in expectation.
 
 `x` is NHWC; `w` keeps the PyTorch layout [out, in, kh, kw] so converted weights need no transposes.
+
+`conv2d_resample_unfiltered` stops the upsampling path before its closing FIR filter and says how to apply it,
+so that `modulated_conv2d` can fuse that filter into the layer's epilogue (jaxgan/ops/epilogue.py).
+`implementation` reaches the FIR filters (`upfirdn2d`); the convolutions are always XLA's.
 """
 
 import jax.numpy as jnp
@@ -38,18 +42,10 @@ def _conv2d(x, w, stride=1, padding=(0, 0), transpose=False, flip_weight=True):
         lhs_dilation=(stride, stride), dimension_numbers=_DIMS)
 
 
-def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding = 0, flip_weight: bool = True):
-    """Convolve NHWC `x` with OIHW `w`, upsampling by `up` and downsampling by `down` with the FIR filter `f`.
-
-    `padding` is relative to the upsampled image, as in the official op.
-    """
-    kh, kw = w.shape[2], w.shape[3]
+def _folded_padding(w_shape, f, up: int, down: int, padding: Padding) -> tuple[int, int, int, int]:
+    """The conv padding with the resampling filter's padding folded in (official `conv2d_resample.py:95-104`)."""
     fw, fh = filter_size(f)
-    up, _ = _parse_scaling(up)
-    down, _ = _parse_scaling(down)
     px0, px1, py0, py1 = _parse_padding(padding)
-
-    # Fold the resampling padding into the convolution padding.
     if up > 1:
         px0 += (fw + up - 1) // 2
         px1 += (fw - up) // 2
@@ -60,34 +56,80 @@ def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding =
         px1 += (fw - down) // 2
         py0 += (fh - down + 1) // 2
         py1 += (fh - down) // 2
+    return px0, px1, py0, py1
+
+
+def _transposed_conv_paddings(w_shape, f, up: int, down: int, padding: Padding):
+    """((pyt, pxt) of the transposed convolution, [x0, x1, y0, y1] of the FIR after it) for the up path."""
+    kh, kw = w_shape[2], w_shape[3]
+    px0, px1, py0, py1 = _folded_padding(w_shape, f, up, down, padding)
+    px0 -= kw - 1
+    px1 -= kw - up
+    py0 -= kh - 1
+    py1 -= kh - up
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    return (pyt, pxt), (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt)
+
+
+def defers_fir(w_shape, up: int = 1, down: int = 1) -> bool:
+    """Whether `conv2d_resample` ends with an FIR filter that `conv2d_resample_unfiltered` can leave out: the
+    upsampling transposed-convolution path without downsampling (SynthesisLayer's conv0)."""
+    up, _ = _parse_scaling(up)
+    down, _ = _parse_scaling(down)
+    return up > 1 and down == 1 and not (w_shape[2] == 1 and w_shape[3] == 1)
+
+
+def unfiltered_fir_step(w_shape, f, up: int, padding: Padding) -> tuple[tuple[int, int, int, int], float]:
+    """(padding, gain) of the FIR filter that `conv2d_resample_unfiltered` leaves out (gain up**2)."""
+    up, _ = _parse_scaling(up)
+    return _transposed_conv_paddings(w_shape, f, up, 1, padding)[1], float(up ** 2)
+
+
+def conv2d_resample_unfiltered(x, w, f=None, up: int = 2, padding: Padding = 0, flip_weight: bool = True):
+    """The upsampling path of `conv2d_resample` up to, not including, its closing FIR filter (`defers_fir` must
+    hold). `upfirdn2d(result, f, padding=p, gain=g)` with `(p, g) = unfiltered_fir_step(...)` completes it."""
+    if not defers_fir(w.shape, up, 1):
+        raise ValueError("conv2d_resample_unfiltered is the up > 1 path with a kernel larger than 1x1")
+    up, _ = _parse_scaling(up)
+    conv_padding, _ = _transposed_conv_paddings(w.shape, f, up, 1, padding)
+    return _conv2d(x, w, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
+
+
+def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding = 0, flip_weight: bool = True, *,
+                    implementation: str | None = None):
+    """Convolve NHWC `x` with OIHW `w`, upsampling by `up` and downsampling by `down` with the FIR filter `f`.
+
+    `padding` is relative to the upsampled image, as in the official op.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    up, _ = _parse_scaling(up)
+    down, _ = _parse_scaling(down)
+    px0, px1, py0, py1 = _folded_padding(w.shape, f, up, down, padding)
+    fir = dict(implementation=implementation)
 
     # 1x1 kernel with downsampling only: downsample first, then convolve (4x fewer MACs).
     if kw == 1 and kh == 1 and down > 1 and up == 1:
-        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=False)
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=False, **fir)
         return _conv2d(x, w, flip_weight=flip_weight)
 
     # 1x1 kernel with upsampling only: convolve first, then upsample.
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv2d(x, w, flip_weight=flip_weight)
-        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, **fir)
 
     # Downsampling only: FIR filter, then a strided convolution.
     if down > 1 and up == 1:
-        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1])
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], **fir)
         return _conv2d(x, w, stride=down, flip_weight=flip_weight)
 
     # Upsampling (and optional downsampling): a strided transposed convolution, then the FIR filter.
     if up > 1:
-        px0 -= kw - 1
-        px1 -= kw - up
-        py0 -= kh - 1
-        py1 -= kh - up
-        pxt = max(min(-px0, -px1), 0)
-        pyt = max(min(-py0, -py1), 0)
-        x = _conv2d(x, w, stride=up, padding=(pyt, pxt), transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2)
+        conv_padding, fir_padding = _transposed_conv_paddings(w.shape, f, up, down, padding)
+        x = _conv2d(x, w, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=list(fir_padding), gain=up ** 2, **fir)
         if down > 1:
-            x = upfirdn2d(x, f, down=down)
+            x = upfirdn2d(x, f, down=down, **fir)
         return x
 
     # No resampling, symmetric non-negative padding: a plain convolution.
@@ -95,8 +137,8 @@ def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding =
         return _conv2d(x, w, padding=(py0, px0), flip_weight=flip_weight)
 
     # General case (asymmetric or negative padding).
-    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2)
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, **fir)
     x = _conv2d(x, w, flip_weight=flip_weight)
     if down > 1:
-        x = upfirdn2d(x, f, down=down)
+        x = upfirdn2d(x, f, down=down, **fir)
     return x

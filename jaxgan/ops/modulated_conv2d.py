@@ -10,21 +10,31 @@ Follows ../shared/specs/stylegan2.md §1.1 (`modulated_conv2d`) and §1.6. Two e
 
 Only fp32 is implemented (the official fp16 path is compared against with `force_fp32=True`, spec §1.4), so the
 fp16 pre-normalisation is not needed.
+
+Everything after the convolution runs as one op, `jaxgan.ops.epilogue.fused_epilogue`: the FIR filter that closes
+an upsampling convolution, the demodulation scale (unfused form), the noise, and optionally the layer's
+`bias_act` (`bias`, `act`, `alpha`, `gain`, `clamp`, which SynthesisLayer / ToRGBLayer pass). `implementation`
+picks XLA or the Pallas kernel for that epilogue (jaxgan/ops/implementation.py); the convolution is XLA's.
 """
 
 import jax
 import jax.numpy as jnp
 
-from jaxgan.ops.conv2d_resample import conv2d_resample
+from jaxgan.ops.conv2d_resample import (conv2d_resample, conv2d_resample_unfiltered, defers_fir,
+                                        unfiltered_fir_step)
+from jaxgan.ops.epilogue import fused_epilogue
 from jaxgan.ops.upfirdn2d import Padding
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, padding: Padding = 0,
-                     resample_filter=None, demodulate: bool = True, flip_weight: bool = True, fused: bool = False):
+                     resample_filter=None, demodulate: bool = True, flip_weight: bool = True, fused: bool = False, *,
+                     bias=None, act: str = "linear", alpha: float | None = None, gain: float | None = None,
+                     clamp: float | None = None, implementation: str | None = None):
     """x: [N, H, W, I]; weight: [O, I, kh, kw]; styles: [N, I]; noise: broadcastable to the output [N, H', W', O].
 
     Demodulation divides each output channel by `sqrt(sum(w**2) + 1e-8)` of its modulated weight; noise is added
-    after it, as the official code does.
+    after it, as the official code does. Then `bias_act(x, bias, act, alpha, gain, clamp)` (the defaults leave x
+    as it is).
     """
     w = dcoefs = None
     if demodulate or fused:
@@ -32,18 +42,26 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, 
     if demodulate:
         dcoefs = jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(2, 3, 4)) + 1e-8)  # [N, O]
 
-    def conv(inputs, kernel):
-        return conv2d_resample(inputs, kernel, f=resample_filter, up=up, down=down, padding=padding,
-                               flip_weight=flip_weight)
+    # An upsampling convolution's closing FIR filter moves into the epilogue (one pass with the rest).
+    fir = {}
+    if defers_fir(weight.shape, up, down):
+        fir_padding, fir_gain = unfiltered_fir_step(weight.shape, resample_filter, up, padding)
+        fir = dict(resample_filter=resample_filter, fir_padding=fir_padding, fir_gain=fir_gain)
 
+    def conv(inputs, kernel):
+        if fir:
+            return conv2d_resample_unfiltered(inputs, kernel, f=resample_filter, up=up, padding=padding,
+                                              flip_weight=flip_weight)
+        return conv2d_resample(inputs, kernel, f=resample_filter, up=up, down=down, padding=padding,
+                               flip_weight=flip_weight, implementation=implementation)
+
+    scale = None
     if fused:
         if demodulate:
             w = w * dcoefs[:, :, None, None, None]
         x = jax.vmap(lambda xi, wi: conv(xi[None], wi)[0])(x, w)
     else:
         x = conv(x * styles[:, None, None, :].astype(x.dtype), weight)
-        if demodulate:
-            x = x * dcoefs[:, None, None, :].astype(x.dtype)
-    if noise is not None:
-        x = x + noise.astype(x.dtype)
-    return x
+        scale = dcoefs
+    return fused_epilogue(x, bias, dcoefs=scale, noise=noise, act=act, alpha=alpha, gain=gain, clamp=clamp,
+                          implementation=implementation, **fir)
