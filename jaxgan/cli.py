@@ -9,13 +9,14 @@ then rename). Bad input gives a one-line error and a non-zero exit. JAX is impor
 import functools
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import click
 
 from jaxgan.demo import CHECKPOINT
+from jaxgan.files import atomic_write
+from jaxgan.images import tile_grid
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -32,19 +33,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write = atomic_write  # the other CLI modules import it under this name
 
 
 def _save_png(path: Path, image_uint8) -> None:
@@ -52,18 +41,6 @@ def _save_png(path: Path, image_uint8) -> None:
     if image_uint8.shape[-1] not in PNG_MODES:
         raise click.ClickException(f"cannot write a PNG with {image_uint8.shape[-1]} channels; use --raw")
     _atomic_write(path, png_writer(image_uint8))
-
-
-def _grid(images):
-    import numpy as np
-    n, h, w, c = images.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = -(-n // cols)
-    grid = np.zeros((rows * h, cols * w, c), images.dtype)
-    for i, image in enumerate(images):
-        r, col = divmod(i, cols)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
-    return grid
 
 
 def _user_errors():
@@ -282,7 +259,7 @@ def generate(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, cl
     for name, image in zip(names, pixels):
         _save_png(outdir / name, image)
     if grid:
-        _save_png(outdir / "grid.png", _grid(pixels))
+        _save_png(outdir / "grid.png", tile_grid(pixels))
     if raw_file is not None:
         raw_file.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(raw_file, lambda f: np.save(f, images.astype(np.float32)))
@@ -777,3 +754,7 @@ main.add_command(editgan)
 from jaxgan.cli_pix2pixhd import pix2pixhd_command  # noqa: E402
 
 main.add_command(pix2pixhd_command)
+
+from jaxgan.cli_train import train_command  # noqa: E402
+
+main.add_command(train_command)

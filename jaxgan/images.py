@@ -92,3 +92,15 @@ def default_font(size: int):
         return ImageFont.load_default(size=size)
     except TypeError:
         return ImageFont.load_default()
+
+
+def tile_grid(images: np.ndarray) -> np.ndarray:
+    """[N, H, W, C] -> one image of the N tiled row by row in a near-square grid (unused cells black)."""
+    n, h, w, c = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), images.dtype)
+    for i, image in enumerate(images):
+        r, col = divmod(i, cols)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return grid

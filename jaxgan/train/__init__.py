@@ -1,1 +1,2 @@
-"""Training: losses and jitted update steps (pure functions of SplitModel pytrees and optax states)."""
+"""Training: losses and jitted update steps (pure functions of SplitModel pytrees and optax states) for StyleGAN2
+(`stylegan2`, driven on disk by `run`) and pix2pixHD (`pix2pixhd`)."""
