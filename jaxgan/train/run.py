@@ -46,10 +46,10 @@ STATE_PREFIX = "state-"
 KEEP_STATES = 2
 
 PRESETS = {
-    # The bundled demo model: 64 px toyfaces, narrow networks (about 1.3 M generator parameters).
+    # 64 px toyfaces, narrow networks (1.13 M generator parameters); on a GPU, the way to a sharper demo model.
     "toyfaces64": TrainConfig(resolution=64, g_channels=(128, 128, 128, 64, 32), d_channels=(128, 128, 128, 64, 32),
                               z_dim=128, w_dim=128, mapping_layers=4, batch_size=32),
-    # Narrower and at 32 px, for a quick model on a CPU.
+    # The bundled demo model: 32 px, 0.66 M generator parameters, 26 images/s of training on a 2-core CPU.
     "toyfaces32": TrainConfig(resolution=32, g_channels=(128, 128, 64, 32), d_channels=(128, 128, 64, 32),
                               z_dim=64, w_dim=64, mapping_layers=2, batch_size=32),
     # A few seconds per iteration on a CPU: for tests and for trying the trainer out.

@@ -321,7 +321,7 @@ def d_reg(state: TrainState, key, real, cfg: TrainConfig, n: int, axis: str):
 
 
 def update_ema(state: TrainState, beta):
-    """G_ema <- lerp(G, G_ema, beta) for the params; G's buffers are copied."""
+    """The end of an iteration: G_ema <- lerp(G, G_ema, beta) for the params, G's buffers copied, step + 1."""
     params = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.G.params, state.G_ema.params)
     G_ema = SplitModel(state.G_ema.graphdef, params, state.G.buffers)
     return dataclasses.replace(state, G_ema=G_ema, step=state.step + 1)
