@@ -7,7 +7,6 @@ then rename). Bad input gives a one-line error and a non-zero exit. JAX is impor
 """
 
 import functools
-import os
 import sys
 import warnings
 from pathlib import Path

@@ -14,14 +14,11 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from jaxgan.checkpoint import load_checkpoint, save_checkpoint
 from jaxgan.demo import BUNDLED_DIR
-from jaxgan.images import tile_grid
-from jaxgan.models import stylegan2
-from jaxgan.sampling import to_uint8, z_from_seeds
+from jaxgan.train.run import sample_grid
 
 # The demo job, by generator resolution. Drag radii are the DragGAN UI's pixels at 512 px (r1 16 / r2 48 are 1 / 3
 # px at 32 px and 2 / 6 px at 64 px). At 32 px the handle sits on the left cheek of seed 0 and moves outwards (the
@@ -63,9 +60,7 @@ def main():
     size = sum(f.stat().st_size for f in BUNDLED_DIR.rglob("*") if f.is_file())
     print(f"bundled {args.network} -> {BUNDLED_DIR} ({size / 1e6:.2f} MB)")
     if args.grid is not None:
-        images = to_uint8(np.asarray(stylegan2.generate(G, z_from_seeds(range(32), G.config.z_dim),
-                                                        truncation_psi=0.7)))
-        grid = tile_grid(images)
+        grid = sample_grid(G, 32, truncation_psi=0.7)
         scale = max(1, 512 // grid.shape[1])
         Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(args.grid)
         print(f"grid -> {args.grid}")

@@ -141,16 +141,15 @@ def load_state(path: Path, cfg: TrainConfig) -> TrainState:
 # Samples and snapshots
 
 
-def sample_grid(G_ema, cfg: TrainConfig, count: int = 32) -> np.ndarray:
-    """uint8 grid of G_ema on the latents of seeds 0..count-1 (psi 1, const noise)."""
-    del cfg
-    images = _generate(G_ema, z_from_seeds(range(count), G_ema.config.z_dim))
+def sample_grid(G, count: int = 32, truncation_psi: float = 1.0) -> np.ndarray:
+    """uint8 grid of G on the latents of seeds 0..count-1 (const noise)."""
+    images = _generate(G, z_from_seeds(range(count), G.config.z_dim), truncation_psi)
     return tile_grid(to_uint8(np.asarray(images)))
 
 
 @jax.jit
-def _generate(G, z):
-    return stylegan2.generate(G, z)
+def _generate(G, z, truncation_psi):
+    return stylegan2.generate(G, z, truncation_psi=truncation_psi)
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:
@@ -241,14 +240,15 @@ def run_training(cfg: TrainConfig, out, *, kimg: float, resume: bool = False, sn
     trainer = get_trainer(cfg, parallel.data_mesh() if mesh is None else mesh)
     state = trainer.place(start_state if start_state is not None else init_state(cfg))
     if start_state is None:
-        _write_png(out / "samples-init.png", sample_grid(state.G_ema, cfg))
+        _write_png(out / "samples-init.png", sample_grid(state.G_ema))
     step = int(state.step)
     batches = toyfaces.iterate_batches(cfg.dataset_seed, cfg.batch_size, cfg.resolution, start=step)
     total_nimg = int(round(kimg * 1000))
     nimg = step * cfg.batch_size
     tick_start, tick_nimg, tick_metrics = time.perf_counter(), nimg, []
     run_start, seconds_before = time.perf_counter(), _seconds_so_far(out)
-    next_snapshot = (nimg // int(snapshot_kimg * 1000) + 1) * int(snapshot_kimg * 1000)
+    snapshot_nimg = int(snapshot_kimg * 1000)
+    next_snapshot = (nimg // snapshot_nimg + 1) * snapshot_nimg
     done_here = 0
     while nimg < total_nimg:
         state, metrics = trainer.train_step(state, next(batches).images)
@@ -268,10 +268,10 @@ def run_training(cfg: TrainConfig, out, *, kimg: float, resume: bool = False, sn
             tick_start, tick_nimg, tick_metrics = time.perf_counter(), nimg, []
         if nimg >= next_snapshot or finished:
             seconds = seconds_before + time.perf_counter() - run_start
-            _write_png(out / f"samples-{kimg_name(nimg)}.png", sample_grid(state.G_ema, cfg))
+            _write_png(out / f"samples-{kimg_name(nimg)}.png", sample_grid(state.G_ema))
             export_network(out, state, cfg, nimg, seconds)
             save_state(out, state)
-            next_snapshot = (nimg // int(snapshot_kimg * 1000) + 1) * int(snapshot_kimg * 1000)
+            next_snapshot = (nimg // snapshot_nimg + 1) * snapshot_nimg
         if finished:
             break
     return state

@@ -40,7 +40,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from jaxgan import parallel
