@@ -12,7 +12,6 @@ pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's
 or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the trunk of pix2pixHD's VGG loss).
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from checkpoints_convert.stylegan2_pkl import convert_pickle
 from checkpoints_convert.torch_reader import CheckpointError, sniff_format
 from checkpoints_convert.vgg19 import convert_vgg19
 from jaxgan.checkpoint import save_checkpoint
+from jaxgan.files import sha256_of
 
 CONVERTER_VERSION = "1.0"
 KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19")
 TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def detect_kind(path: Path) -> str:

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 
 class ConversionError(ValueError):

@@ -16,15 +16,15 @@ Both maps are strict (`checkpoints_convert.keymap`): every source key consumed, 
 the right shape, all leftovers listed in one error.
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
+from jaxgan.files import sha256_of
 from jaxgan.models.lpips import VGG16_CONV_INDICES, LPIPSConfig, abstract_model
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "LPIPS"
 # SHA-256 of the released lpips v0.1 vgg.pth (identical in the lpips-0.1.4 wheel and the vendored copies, §3.3).
@@ -68,14 +68,6 @@ def _state_dict(path, what: str) -> dict:
     return dict(data)
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _mapped(state: dict, rules, path) -> dict:
     try:
         return map_keys(state, rules)
@@ -97,9 +89,9 @@ def convert_lpips_vgg(vgg_path, lin_path) -> tuple[dict[str, SplitModel], dict]:
         model = fill_model(abstract_model(LPIPSConfig()), {**tensors, **lin_tensors})
     except ConversionError as e:
         raise ConversionError(f"{Path(vgg_path).name} + {Path(lin_path).name}: {e}") from None
-    lin_sha = _sha256(lin_path)
+    lin_sha = sha256_of(lin_path)
     # A random or fine-tuned trunk converts just as well but gives other distances; record which one this is.
-    vgg_release = _sha256(vgg_path).startswith(TORCHVISION_VGG16_SHA256_PREFIX)
+    vgg_release = sha256_of(vgg_path).startswith(TORCHVISION_VGG16_SHA256_PREFIX)
     notes = {
         "format": "torchvision-vgg16 + lpips-v0.1-lin",
         "vgg_dtypes": sorted({str(a.dtype) for k, a in vgg.items() if k.startswith("features.")}),

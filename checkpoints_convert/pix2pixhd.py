@@ -32,7 +32,7 @@ from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import pix2pixhd
 from jaxgan.models.pix2pixhd import (BATCH_NORM_REFUSAL, Pix2PixHDDiscriminatorConfig, Pix2PixHDEncoderConfig,
                                      Pix2PixHDGeneratorConfig)
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 NETS = ("G", "D", "E")
 PREFIXES = {"netG.": "G", "netD.": "D", "netE.": "E"}

@@ -17,7 +17,8 @@ import numpy as np
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel, abstract_model
+from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, abstract_model
+from jaxgan.nn.split import SplitModel
 from jaxgan.ops.upfirdn2d import setup_filter
 
 # rosinality's Blur / Upsample kernels: make_kernel([1,3,3,1]) (normalised outer product), times factor**2 = 4 on

@@ -19,7 +19,7 @@ import numpy as np
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models.segbranch import SegBranchConfig, abstract_model
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "S"
 # model_3.pth, car_model_3.pth; not the periodic snapshots model_iter5000_number_3.pth

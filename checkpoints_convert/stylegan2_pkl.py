@@ -12,8 +12,8 @@ import numpy as np
 
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import PersistentObject, load_network_pickle
-from jaxgan.models.stylegan2 import (DiscriminatorConfig, GeneratorConfig, SplitModel, abstract_model,
-                                     channels_by_resolution)
+from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, abstract_model, channels_by_resolution
+from jaxgan.nn.split import SplitModel
 from jaxgan.ops.upfirdn2d import setup_filter
 
 # Constructor arguments that only select the official fp16 / memory-format execution path, or training-only

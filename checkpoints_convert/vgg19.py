@@ -8,14 +8,14 @@ does for VGG16's head; any other key is refused. Stage widths are read from the 
 64-128-256-512-512; smaller VGG19-shaped nets convert too), then every shape is checked by the strict fill.
 """
 
-import hashlib
 
 import numpy as np
 
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
+from jaxgan.files import sha256_of
 from jaxgan.models import vgg19
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "VGG19"
 # torchvision names its downloads `<arch>-<first 8 hex digits of the file's SHA-256>.pth`
@@ -50,14 +50,6 @@ def infer_widths(state) -> tuple[int, ...]:
     return tuple(widths)
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_vgg19(path) -> tuple[dict[str, SplitModel], dict]:
     """Read torchvision's vgg19 weights; returns ({'VGG19': model}, notes). Raises CheckpointError / ConversionError."""
     state = load_torch_file(path)
@@ -70,5 +62,5 @@ def convert_vgg19(path) -> tuple[dict[str, SplitModel], dict]:
     model = fill_model(vgg19.abstract_model(cfg), map_keys(state, KEY_MAP))
     used = {f"features.{i}.{leaf}" for i in vgg19.USED_CONVS for leaf in ("weight", "bias")}
     notes = {"format": "torchvision-vgg19", "ignored_keys": sorted(k for k in state if k not in used),
-             "vgg19_is_torchvision_dcbb9e9d": _sha256(path).startswith(TORCHVISION_VGG19_SHA256_PREFIX)}
+             "vgg19_is_torchvision_dcbb9e9d": sha256_of(path).startswith(TORCHVISION_VGG19_SHA256_PREFIX)}
     return {MODEL_NAME: model}, notes

@@ -13,67 +13,43 @@ Layout of `DST/`:
 
 import dataclasses
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jaxgan.models import lpips, pix2pixhd, segbranch, stylegan2, vgg19
-from jaxgan.models.lpips import LPIPSConfig
-from jaxgan.models.pix2pixhd import (Pix2PixHDDiscriminatorConfig, Pix2PixHDEncoderConfig,
-                                     Pix2PixHDGeneratorConfig)
-from jaxgan.models.segbranch import SegBranchConfig
-from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
-from jaxgan.models.vgg19 import VGG19Config
+from jaxgan.files import atomic_directory, json_text
+from jaxgan.models.kinds import MODEL_KINDS, kind_named, kind_of
+from jaxgan.nn.split import SplitModel
 
 SIDECAR = "jaxgan.json"
 STATE_DIR = "state"
 FORMAT = "jaxgan-checkpoint"
 FORMAT_VERSION = 1
-
-MODEL_KINDS = {
-    "stylegan2-generator": GeneratorConfig,
-    "stylegan2-discriminator": DiscriminatorConfig,
-    "lpips-vgg": LPIPSConfig,
-    "segbranch": SegBranchConfig,
-    "pix2pixhd-generator": Pix2PixHDGeneratorConfig,
-    "pix2pixhd-discriminator": Pix2PixHDDiscriminatorConfig,
-    "pix2pixhd-encoder": Pix2PixHDEncoderConfig,
-    "vgg19-features": VGG19Config,
-}
-
-
-def abstract_model(cfg) -> SplitModel:
-    """The restore target (shapes and dtypes only) of a model with config `cfg`, whichever family it belongs to."""
-    if isinstance(cfg, LPIPSConfig):
-        return lpips.abstract_model(cfg)
-    if isinstance(cfg, SegBranchConfig):
-        return segbranch.abstract_model(cfg)
-    if isinstance(cfg, pix2pixhd.CONFIGS):
-        return pix2pixhd.abstract_model(cfg)
-    if isinstance(cfg, VGG19Config):
-        return vgg19.abstract_model(cfg)
-    return stylegan2.abstract_model(cfg)
+GENERATOR_KIND = "stylegan2-generator"
 
 
 class CheckpointFormatError(ValueError):
     """The directory is not a jaxgan checkpoint this version can read."""
 
 
+class ModelNotFound(CheckpointFormatError):
+    """The checkpoint holds no model of the kind asked for."""
+
+
+def abstract_model(cfg) -> SplitModel:
+    """The restore target (shapes and dtypes only) of a model with config `cfg`, whichever family it belongs to."""
+    return kind_of(cfg).abstract_model(cfg)
+
+
 def config_to_dict(cfg) -> dict:
-    kind = next((k for k, cls in MODEL_KINDS.items() if isinstance(cfg, cls)), None)
-    if kind is None:
-        raise TypeError(f"no checkpoint kind for config type {type(cfg).__name__}")
-    return {"kind": kind, "config": dataclasses.asdict(cfg)}
+    return {"kind": kind_of(cfg).name, "config": dataclasses.asdict(cfg)}
 
 
 def config_from_dict(entry: dict):
     try:
-        cls = MODEL_KINDS[entry["kind"]]
+        cls = kind_named(entry["kind"]).config_class
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()}
         unknown = set(values) - fields
@@ -87,30 +63,17 @@ def config_from_dict(entry: dict):
 def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = None) -> Path:
     """Write `models` ({name: SplitModel}) and `meta` (JSON-serialisable) to the new directory `path`."""
     path = Path(path).resolve()
-    if path.exists():
-        raise FileExistsError(f"{path} already exists; choose a new destination or remove it first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "models": {name: config_to_dict(m.config) for name, m in models.items()}, **(meta or {})}
     tree = {name: {"params": nnx.to_pure_dict(m.params), "buffers": nnx.to_pure_dict(m.buffers)}
             for name, m in models.items()}
-    try:
-        tmp.mkdir()
+    with atomic_directory(path) as tmp:
         with ocp.StandardCheckpointer() as checkpointer:
             for name, subtree in tree.items():
                 checkpointer.save(tmp / STATE_DIR / name, subtree)
             checkpointer.wait_until_finished()  # surface background save errors here, not never
-        (tmp / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True))
-        _publish(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / SIDECAR).write_text(json_text(sidecar, sort_keys=True))
     return path
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)  # atomic on one filesystem: the checkpoint appears complete or not at all
 
 
 def read_sidecar(path) -> dict:
@@ -153,3 +116,38 @@ def load_checkpoint(path, names: tuple[str, ...] | None = None) -> tuple[dict[st
             nnx.replace_by_pure_dict(model.params, restored["params"])
             nnx.replace_by_pure_dict(model.buffers, restored["buffers"])
     return abstract, sidecar
+
+
+def models_of_kind(sidecar: dict, kind: str) -> list[str]:
+    """The names of the checkpoint's models of kind `kind`, in stored order."""
+    return [name for name, entry in sidecar["models"].items() if entry.get("kind") == kind]
+
+
+def load_model(path, kind: str = GENERATOR_KIND, *, name: str | None = None, hint: str | None = None) -> SplitModel:
+    """The model of kind `kind` in the checkpoint at `path`: the one called `name` (e.g. "G", where jaxgan stores
+    generators), or without a name the first one of that kind stored.
+
+    Raises CheckpointFormatError if `path` is not a jaxgan checkpoint, has no model `name`, or holds a model of
+    another kind under that name; ModelNotFound (a CheckpointFormatError) naming what it holds instead when it has no
+    model of the kind. `hint` (e.g. how to make such a checkpoint) ends the message.
+    """
+    description = kind_named(kind).description
+    sidecar = read_sidecar(path)
+    suffix = f"; {hint}" if hint else ""
+    if name is not None:
+        entry = sidecar["models"].get(name)
+        if entry is None:
+            raise CheckpointFormatError(f"{Path(path).resolve()} has no model {name!r}; it holds "
+                                        f"{sorted(sidecar['models'])}{suffix}")
+        if entry.get("kind") != kind:
+            other = MODEL_KINDS.get(entry.get("kind"))
+            raise CheckpointFormatError(f"model {name!r} of {Path(path)} is a "
+                                        f"{other.description if other else entry.get('kind')}, not a {description}"
+                                        f"{suffix}")
+        names = [name]
+    else:
+        names = models_of_kind(sidecar, kind)
+    if not names:
+        held = ", ".join(sorted(sidecar["models"])) or "nothing"
+        raise ModelNotFound(f"{Path(path)} holds no {description} (it holds {held}){suffix}")
+    return load_checkpoint(path, names=names[:1])[0][names[0]]

@@ -21,7 +21,7 @@ class ImageError(ValueError):
     """An input image that cannot be used (unreadable, or the wrong kind)."""
 
 
-def _open(path) -> Image.Image:
+def open_image(path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
@@ -52,7 +52,7 @@ def center_crop_square(image: Image.Image) -> Image.Image:
 
 def load_image(path, resolution: int, channels: int = 3) -> np.ndarray:
     """A photo as a float32 [resolution, resolution, channels] target in [-1, 1]."""
-    image = _to_mode(_open(path), channels, path)
+    image = _to_mode(open_image(path), channels, path)
     image = center_crop_square(image).resize((resolution, resolution), Image.LANCZOS)
     pixels = np.asarray(image, np.float32)
     if pixels.ndim == 2:
@@ -62,7 +62,7 @@ def load_image(path, resolution: int, channels: int = 3) -> np.ndarray:
 
 def load_rgb_pm1(path) -> np.ndarray:
     """An image as RGB [H, W, 3] float32 in [-1, 1], no crop or resize (the lpips package's `im2tensor`)."""
-    image = _open(path)
+    image = open_image(path)
     if "A" in image.getbands():
         warnings.warn(f"{path}: the alpha channel is dropped", stacklevel=2)
     return np.asarray(image.convert("RGB"), np.float32) / np.float32(127.5) - np.float32(1)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.images import ImageError, _open
+from jaxgan.images import ImageError, open_image
+from jaxgan.palette import voc_palette
 
 LABEL_TAG, INSTANCE_TAG = "labelIds", "instanceIds"
 _ID_MODES = ("L", "P", "1", "I;16", "I;16L", "I;16B", "I")
@@ -43,7 +44,7 @@ CITYSCAPES_LABEL_NC = len(CITYSCAPES_COLORS)
 
 
 def _id_map(path, what: str) -> np.ndarray:
-    image = _open(path)
+    image = open_image(path)
     if image.mode not in _ID_MODES:
         raise ImageError(f"{path} is a {image.mode} image; a{what} map must be single-channel ids (8-bit or 16-bit "
                          "grey, or palette indices)")
@@ -62,7 +63,7 @@ def read_label_ids(path, label_nc: int) -> np.ndarray:
 
 def read_label_image(path) -> np.ndarray:
     """label_nc 0: the label map is a picture -> float32 [H, W, 3] in [-1, 1] (ToTensor, Normalize(0.5, 0.5))."""
-    pixels = np.asarray(_open(path).convert("RGB"), np.float32) / np.float32(255)
+    pixels = np.asarray(open_image(path).convert("RGB"), np.float32) / np.float32(255)
     return (pixels - np.float32(0.5)) / np.float32(0.5)
 
 
@@ -73,7 +74,7 @@ def read_instance_ids(path) -> np.ndarray:
 
 def image_size(path) -> tuple[int, int]:
     """(height, width) from the file header."""
-    image = _open(path)
+    image = open_image(path)
     return image.size[1], image.size[0]
 
 
@@ -124,12 +125,7 @@ def label_palette(label_nc: int) -> np.ndarray:
     sets bit 7 - j // 3 of R, G or B by j % 3; class 0 black), distinct for up to 2**24 ids."""
     if label_nc == CITYSCAPES_LABEL_NC:
         return CITYSCAPES_COLORS
-    ids = np.arange(max(label_nc, 1), dtype=np.int64)
-    colors = np.zeros((len(ids), 3), np.int64)
-    for j in range(8):
-        for channel in range(3):
-            colors[:, channel] |= ((ids >> (3 * j + channel)) & 1) << (7 - j)
-    return colors.astype(np.uint8)
+    return voc_palette(max(label_nc, 1))
 
 
 def colorize(ids: np.ndarray, label_nc: int) -> np.ndarray:
@@ -141,3 +137,33 @@ def tensor2im(images) -> np.ndarray:
     """float [..., C] in [-1, 1] -> uint8: (x + 1) / 2 * 255 in float32, clipped, truncated (util.tensor2im)."""
     x = np.asarray(images, np.float32)
     return np.clip((x + np.float32(1)) / np.float32(2) * np.float32(255), 0, 255).astype(np.uint8)
+
+
+def read_map(path, label_nc: int) -> np.ndarray:
+    """A label map as the generator takes it: class ids [H, W] (label_nc > 0) or an RGB picture [H, W, 3]."""
+    return read_label_ids(path, label_nc) if label_nc > 0 else read_label_image(path)
+
+
+def group_by_size(pairs, label_nc: int, size_multiple: int) -> dict[tuple[int, int], list]:
+    """Read every (label, instance) pair once to refuse bad input before anything runs (ids below label_nc, sizes
+    that are multiples of `size_multiple`, instance maps of their label map's size); the pairs grouped by
+    (height, width), in their order."""
+    groups: dict[tuple[int, int], list] = {}
+    for label_path, inst_path in pairs:
+        size = read_map(label_path, label_nc).shape[:2]
+        if size[0] % size_multiple or size[1] % size_multiple:
+            raise ImageError(f"{label_path} is {size[1]}x{size[0]} pixels; this generator needs a width and height "
+                             f"that are multiples of {size_multiple} (2**(n_downsample_global + "
+                             "n_local_enhancers)); resize the maps with nearest-neighbour sampling first")
+        if inst_path is not None:
+            inst_size = read_instance_ids(inst_path).shape
+            if inst_size != size:
+                raise ImageError(f"{inst_path} is {inst_size[1]}x{inst_size[0]} pixels but its label map "
+                                 f"{label_path} is {size[1]}x{size[0]}")
+        groups.setdefault(size, []).append((label_path, inst_path))
+    return groups
+
+
+def preview(label, label_nc: int) -> np.ndarray:
+    """uint8 [H, W, 3] preview of a label map: its colours (`colorize`), or the picture itself for label_nc 0."""
+    return colorize(label, label_nc) if label_nc > 0 else tensor2im(label)

@@ -7,6 +7,7 @@ repeat the last problem and are dropped from the result), so any count runs and 
 """
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -52,3 +53,42 @@ def shard_problems(per_device_fn, mesh: Mesh):
     def run(shared, batched):
         return mapped(replicate(shared, mesh), jax.device_put(batched, split))
     return run
+
+
+def mesh_for(count: int, devices=None) -> Mesh:
+    """A data mesh over the first min(count, len(devices)) devices (default: the local devices): a job of fewer
+    problems than devices runs on as many devices as it has problems, not beside padding copies on the others."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    return data_mesh(devices[:max(1, min(count, len(devices)))])
+
+
+def chunk_size(count: int, batch_size: int, num_devices: int) -> int:
+    """Problems per call: batch_size per device, but no more than `count` rounded up to the device count."""
+    return min(batch_size * num_devices, -(-count // num_devices) * num_devices)
+
+
+def map_chunks(program, shared, problems, *, batch_size: int, mesh: Mesh, on_chunk=None):
+    """Run `program(shared, chunk)` (e.g. a `shard_problems` program) over the leading axis of the pytree
+    `problems`, `batch_size` problems per device per call, and return the outputs joined as numpy arrays.
+
+    Every call gets the same chunk shape (the last chunk is padded by repeating its last problem, and the padding's
+    outputs are dropped), so the program compiles once. `shared` is replicated on the mesh once, not per chunk.
+    `on_chunk(n)` is called after each chunk with its number of real problems.
+    """
+    sizes = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(problems)}
+    if len(sizes) != 1:
+        raise ValueError(f"batched inputs disagree on the problem count: {sorted(sizes)}")
+    count = sizes.pop()
+    if count == 0:
+        raise ValueError("no problems to run")
+    chunk = chunk_size(count, batch_size, mesh.devices.size)
+    shared = replicate(shared, mesh)
+    outputs = []
+    for start in range(0, count, chunk):
+        part = jax.tree_util.tree_map(lambda a: a[start:start + chunk], problems)
+        padded, n = pad_problems(part, chunk)
+        result = program(shared, padded)
+        outputs.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], result))
+        if on_chunk is not None:
+            on_chunk(n)
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *outputs)

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxgan import parallel
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,16 +45,6 @@ def one_hot_labels(class_idx: int | None, c_dim: int, count: int) -> np.ndarray:
     c = np.zeros((count, c_dim), np.float32)
     c[:, class_idx] = 1
     return c
-
-
-def broadcast_ws(ws: np.ndarray, num_ws: int, w_dim: int) -> np.ndarray:
-    """Accept (N, num_ws, w_dim) or (N, w_dim) (one w for every layer)."""
-    ws = np.asarray(ws)
-    if ws.ndim == 2 and ws.shape[1] == w_dim:
-        ws = np.repeat(ws[:, None, :], num_ws, axis=1)
-    if ws.ndim != 3 or ws.shape[1:] != (num_ws, w_dim):
-        raise ValueError(f"ws must have shape (N, {num_ws}, {w_dim}) or (N, {w_dim}), got {ws.shape}")
-    return ws.astype(np.float32)
 
 
 def noise_keys(ids, noise_seed: int = 0):
@@ -93,24 +83,12 @@ def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, option
     if (z is None) == (ws is None):
         raise ValueError("pass exactly one of z or ws")
     mesh = parallel.data_mesh() if mesh is None else mesh
-    num_devices = mesh.devices.size
     problems = {"ws": jnp.asarray(ws, jnp.float32)} if ws is not None else {
         "z": jnp.asarray(z, jnp.float32), "c": jnp.asarray(c, jnp.float32)}
     count = next(iter(problems.values())).shape[0]
-    if keys is None:
-        keys = noise_keys(range(count))
-    problems["key"] = keys
-    chunk = min(batch_size * num_devices, -(-count // num_devices) * num_devices)
-    fn = make_generator_fn(options, mesh)
-    G = parallel.replicate(G, mesh)  # once, not per chunk
-    images = []
-    for start in range(0, count, chunk):
-        part = jax.tree_util.tree_map(lambda a: a[start: start + chunk], problems)
-        padded, n = parallel.pad_problems(part, chunk)
-        images.append(np.asarray(fn(G, padded))[:n])
-        if on_progress is not None:
-            on_progress(n)
-    return np.concatenate(images, axis=0)
+    problems["key"] = noise_keys(range(count)) if keys is None else keys
+    return parallel.map_chunks(make_generator_fn(options, mesh), G, problems, batch_size=batch_size, mesh=mesh,
+                               on_chunk=on_progress)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import checkpoint
+from jaxgan import checkpoint, files
 from jaxgan.models import stylegan2
 
 CFG = stylegan2.GeneratorConfig(z_dim=8, c_dim=2, w_dim=8, img_resolution=8, img_channels=3, channels=(8, 4),
@@ -48,7 +48,7 @@ def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     def broken_publish(tmp, path):
         assert (tmp / checkpoint.SIDECAR).is_file()  # fails after everything was written
         raise OSError("disk full")
-    monkeypatch.setattr(checkpoint, "_publish", broken_publish)
+    monkeypatch.setattr(files, "publish", broken_publish)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save_checkpoint(tmp_path / "ck", {"G": G})
     assert list(tmp_path.iterdir()) == []

@@ -34,7 +34,8 @@ import optax
 from jaxgan import parallel
 from jaxgan.loops import scan_steps
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import GeneratorConfig, SplitModel
+from jaxgan.models.stylegan2 import GeneratorConfig
+from jaxgan.nn.split import SplitModel
 from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
 from jaxgan.ops.point_tracking import nearest_in_window
 from jaxgan.ops.resize import resize_bilinear
@@ -47,9 +48,37 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
 # Configuration (static: it fixes the shapes of the compiled step)
 
 
+OFFICIAL_R1, OFFICIAL_R2, OFFICIAL_FEATURE_IDX = 3.0, 12.0, 5  # the renderer's defaults (§1.4, §1.6, §1.7)
+RULE_RESOLUTION = 256  # below it, the default radii keep their size in pixels at this resolution
+RECOMMENDED_FIELDS = ("r1", "r2", "feature_idx", "lr")  # what a checkpoint may recommend (`recommended_settings`)
+
+
+def default_tracking(gcfg: GeneratorConfig) -> dict:
+    """The default r1, r2 and feature_idx for a generator: the official values where they work, else the nearest
+    that do, by one rule.
+
+    - feature_idx: the official 5 (the 6th synthesis block, 128x128 features) on generators of 128 px and above;
+      below, the last block (full-resolution features), since such generators have at most 5 blocks.
+    - r1, r2 (given, as the official UI, in pixels at 512 px): the official 3 and 12 at 256 px and above, where they
+      make 2 and 6 pixel radii at 256 px (round(1.5), round(6)); below 256 px, 3 * 256 / H and 12 * 256 / H, so the
+      patch and the search window keep those 2 and 6 pixel radii instead of rounding to 0.
+    """
+    scale = max(1.0, RULE_RESOLUTION / gcfg.img_resolution)
+    return {"r1": OFFICIAL_R1 * scale, "r2": OFFICIAL_R2 * scale,
+            "feature_idx": min(OFFICIAL_FEATURE_IDX, len(gcfg.block_resolutions) - 1)}
+
+
+def recommended_settings(sidecar: dict) -> dict:
+    """Drag settings a checkpoint recommends for its generator: its jaxgan.json's "drag" section, else the settings
+    of its "demo" drag job (the bundled model's), restricted to RECOMMENDED_FIELDS."""
+    own = sidecar.get("drag") or sidecar.get("demo", {}).get("drag", {})
+    return {key: own[key] for key in RECOMMENDED_FIELDS if key in own}
+
+
 @dataclasses.dataclass(frozen=True)
 class DragConfig:
-    """Static settings of a drag step; `for_generator` fills the shapes from a GeneratorConfig."""
+    """Static settings of a drag step; `for_generator` fills the shapes from a GeneratorConfig and the tracking
+    settings it is not given from `default_tracking`."""
 
     img_resolution: int
     img_channels: int
@@ -58,14 +87,20 @@ class DragConfig:
     feature_resolution: int
     feature_channels: int
     max_points: int = 8
-    r1: float = 3.0            # motion-supervision patch radius at 512 px (§1.7)
-    r2: float = 12.0           # tracking search radius at 512 px (§1.6)
-    feature_idx: int = 5       # block whose output is supervised and tracked: 5 = the "6th block" (§1.4)
+    r1: float = OFFICIAL_R1    # motion-supervision patch radius at 512 px (§1.7)
+    r2: float = OFFICIAL_R2    # tracking search radius at 512 px (§1.6)
+    feature_idx: int = OFFICIAL_FEATURE_IDX  # block whose output is supervised and tracked: 5 = the "6th block" (§1.4)
     noise_mode: str = "const"  # the official default; 'none' also works, random noise would break tracking
 
     @classmethod
-    def for_generator(cls, gcfg: GeneratorConfig, **settings) -> "DragConfig":
-        feature_idx = settings.get("feature_idx", cls.feature_idx)
+    def for_generator(cls, gcfg: GeneratorConfig, *, r1: float | None = None, r2: float | None = None,
+                      feature_idx: int | None = None, **settings) -> "DragConfig":
+        """A config for generator `gcfg`; r1, r2, feature_idx None (or absent) take `default_tracking(gcfg)`.
+        A value given explicitly is checked, and refused with a ValueError when it cannot work."""
+        defaults = default_tracking(gcfg)
+        r1 = defaults["r1"] if r1 is None else r1
+        r2 = defaults["r2"] if r2 is None else r2
+        feature_idx = defaults["feature_idx"] if feature_idx is None else feature_idx
         blocks = gcfg.block_resolutions
         if not 0 <= feature_idx < len(blocks):
             raise ValueError(f"feature_idx {feature_idx} is out of range: this generator has {len(blocks)} "
@@ -73,13 +108,14 @@ class DragConfig:
         if settings.get("noise_mode", cls.noise_mode) not in ("const", "none"):
             raise ValueError("noise_mode must be 'const' or 'none' for dragging")
         res = blocks[feature_idx]
-        for name, radius in (("r1", settings.get("r1", cls.r1)), ("r2", settings.get("r2", cls.r2))):
+        for name, radius in (("r1", r1), ("r2", r2)):
             if round(radius / 512 * gcfg.img_resolution) < 1:  # i.e. radius <= 256 / resolution
                 # The official code would build an empty patch (or window) here; its mean would be NaN.
                 raise ValueError(f"{name}={radius:g} (given for 512 px images) rounds to 0 px at "
                                  f"{gcfg.img_resolution} px; use {name} > {256 / gcfg.img_resolution:g}")
         return cls(img_resolution=gcfg.img_resolution, img_channels=gcfg.img_channels, num_ws=gcfg.num_ws,
-                   w_dim=gcfg.w_dim, feature_resolution=res, feature_channels=gcfg.channels_at(res), **settings)
+                   w_dim=gcfg.w_dim, feature_resolution=res, feature_channels=gcfg.channels_at(res), r1=r1, r2=r2,
+                   feature_idx=feature_idx, **settings)
 
     @property
     def patch_radius(self) -> int:
@@ -226,13 +262,18 @@ def _mask_arrays(cfg: DragConfig, mask):
     return mask, np.bool_(mask.min() == 0 and mask.max() == 1)
 
 
-def new_session(cfg: DragConfig, w0, points, targets, *, mask=None, space: str = "w+", lr: float = 1e-3,
-                lambda_mask: float = 20.0, reg: float = 0.0, max_steps: int = 200) -> DragState:
+def new_session(cfg: DragConfig, w0, points, targets, *, mask=None, space: str | None = None, lr: float | None = None,
+                lambda_mask: float | None = None, reg: float = 0.0, max_steps: int | None = None) -> DragState:
     """A fresh session from w0 [num_ws, w_dim] (or [1, num_ws, w_dim]).
 
     mask: [H, W] with 1 where the image must stay fixed, the renderer's convention (the GUI paints the movable
-    area 0); None for no mask. A mask that is all 0 or all 1 is ignored, as in the official code.
+    area 0); None for no mask. A mask that is all 0 or all 1 is ignored, as in the official code. space, lr,
+    lambda_mask and max_steps default to `DragJob`'s (the official renderer's) values.
     """
+    space = DragJob.space if space is None else space
+    lr = DragJob.lr if lr is None else lr
+    lambda_mask = DragJob.lambda_mask if lambda_mask is None else lambda_mask
+    max_steps = DragJob.steps if max_steps is None else max_steps
     w0 = np.asarray(w0, np.float32)
     if w0.ndim == 3 and w0.shape[0] == 1:
         w0 = w0[0]
@@ -469,3 +510,86 @@ def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mes
             trace["images"] = trace.pop("image")
         traces.append(trace)
     return unstack(jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], batched), count), traces
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Jobs: sessions described by their start and settings, run together
+
+
+@dataclasses.dataclass(frozen=True)
+class DragJob:
+    """One drag to run: its start (a seed, mapped and truncated as the DragGAN renderer does, or a latent w0), the
+    handle points and their targets as (row, col) image pixels, an optional mask (1 = keep fixed, the renderer's
+    convention) and the per-session settings. The defaults are the official renderer's and live here only."""
+
+    points: tuple
+    targets: tuple
+    seed: int | None = None
+    trunc: float = 0.7            # truncation psi of a seed's w0 (renderer `trunc_psi`)
+    w0: Any = None                # [num_ws, w_dim] float32, instead of a seed
+    mask: Any = None              # [H, W] float32, 1 = fixed; None: everything may move
+    space: str = "w+"             # optimise the first 6 ws separately (w+) or one shared w
+    steps: int = 200              # cap on Adam updates
+    lr: float = 1e-3              # Adam step size
+    lambda_mask: float = 20.0     # weight of the fixed-region term
+
+
+@dataclasses.dataclass(frozen=True)
+class DragOutcome:
+    """One finished job, trimmed to its real points: `trace` holds `points` [S, n, 2], `losses` [S, n + 2],
+    `ws` [S, num_ws, w_dim], `stop`, `updated` [S] and `images` [S, H, W, C]; row S-1 is the closing observation,
+    whose image and points belong to `final_ws`."""
+
+    trace: dict
+    targets: np.ndarray   # [n, 2] int32
+    final_ws: np.ndarray  # [num_ws, w_dim] float32
+    reached: bool
+    steps_done: int
+    mask_used: bool
+
+
+def start_latent(G: SplitModel, seed: int, trunc: float) -> np.ndarray:
+    """w0 [num_ws, w_dim] of a seed as the DragGAN renderer builds it: mapping(RandomState(seed).randn(1, z_dim)),
+    a zero class label, truncation psi `trunc` (`Renderer.init_network`)."""
+    gcfg = G.config
+    z = np.random.RandomState(seed).randn(1, gcfg.z_dim)
+    return np.asarray(stylegan2.mapping(G, z, np.zeros((1, gcfg.c_dim), np.float32), truncation_psi=trunc))[0]
+
+
+def session_of(G: SplitModel, cfg: DragConfig, job: DragJob) -> DragState:
+    """A fresh session for `job`; ValueError for a job that cannot run on this generator."""
+    if (job.seed is None) == (job.w0 is None):
+        raise ValueError("a drag job starts from exactly one of a seed and a latent w0")
+    w0 = start_latent(G, job.seed, job.trunc) if job.w0 is None else job.w0
+    return new_session(cfg, w0, job.points, job.targets, mask=job.mask, space=job.space, lr=job.lr,
+                       lambda_mask=job.lambda_mask, max_steps=job.steps)
+
+
+def trim_trace(trace: dict, count: int, max_points: int) -> dict:
+    """A `run_sessions` trace with the padding points dropped (points [S, count, 2], losses [S, count + 2])."""
+    out = {k: np.asarray(v) for k, v in trace.items()}
+    out["points"] = out["points"][:, :count].astype(np.int32)
+    losses = out["losses"]
+    out["losses"] = np.concatenate([losses[:, :count], losses[:, max_points:]], axis=1).astype(np.float32)
+    out["ws"] = out["ws"].astype(np.float32)
+    return out
+
+
+def run_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], *, mesh=None, steps_per_call: int = 1,
+             on_step: Callable[[int, int], None] | None = None, names: list[str] | None = None) -> list[DragOutcome]:
+    """Run drag jobs together until each has finished: every job is checked first (a ValueError names the job by
+    `names[i]` when given), then all advance in one batched step per call, spread over `mesh` (default: as many
+    local devices as jobs, `parallel.mesh_for`). `on_step(finished, total)` after every call."""
+    states = []
+    for i, job in enumerate(jobs):
+        try:
+            states.append(session_of(G, cfg, job))
+        except ValueError as e:
+            raise ValueError(f"job {names[i]!r}: {e}" if names and names[i] else str(e)) from None
+    mesh = parallel.mesh_for(len(jobs)) if mesh is None else mesh
+    finals, traces = run_sessions(G, cfg, states, mesh=mesh, steps_per_call=steps_per_call, on_step=on_step)
+    return [DragOutcome(trace=trim_trace(trace, len(job.points), cfg.max_points),
+                        targets=np.asarray(job.targets, np.int32),
+                        final_ws=np.asarray(assemble_ws(cfg, state.w, state.w0, state.w_space), np.float32),
+                        reached=bool(state.reached), steps_done=int(state.steps_done), mask_used=bool(state.use_mask))
+            for job, state, trace in zip(jobs, finals, traces)]

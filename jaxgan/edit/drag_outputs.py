@@ -2,8 +2,8 @@
 
 Inputs: point lists (`"row,col;row,col"`), mask PNGs (white = may move, as painted in the official GUI, turned
 into the renderer's 1 = fixed), starting latents (.npy) and job files (JSON, schema in `read_jobs`). Outputs: the
-annotated frames and GIF of a drag, the trace arrays, the JSON summary. Pure host code (numpy, Pillow, json): no
-JAX here, and nothing here writes a file; the CLI writes what `output_files` returns, atomically.
+annotated frames and GIF of a drag, the trace arrays, the JSON summary. Host code (numpy, Pillow, json): no JAX
+computation here, and nothing here writes a file; the CLI writes what `output_files` returns, atomically.
 
 Points are (row, col) image pixels throughout (../shared/specs/draggan.md §1.0).
 """
@@ -17,7 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgan.edit.drag import DragJob, DragOutcome
+from jaxgan.files import json_writer
 from jaxgan.images import default_font, png_writer, rgb
+from jaxgan.latents import read_latent
 
 IMAGE_NAME, GIF_NAME, LATENT_NAME, SUMMARY_NAME, TRACE_NAME = (
     "drag.png", "drag.gif", "drag_ws.npy", "drag.json", "drag_trace.npz")
@@ -29,7 +32,9 @@ FRAME_MS, LAST_FRAME_MS = 50, 1000
 GIF_MAX_SIZE = 512
 GIF_MIN_SIZE = 256  # smaller images are enlarged by a whole factor (nearest) so the markers stay legible
 
-DEFAULTS = {"trunc": 0.7, "space": "w+", "steps": 200, "lr": 1e-3, "lambda_mask": 20.0}  # the official renderer's
+# The per-session settings a job may give, with their defaults: `drag.DragJob`'s (the official renderer's).
+SESSION_FIELDS = ("trunc", "space", "steps", "lr", "lambda_mask")
+DEFAULTS = {name: getattr(DragJob, name) for name in SESSION_FIELDS}
 JOB_FIELDS = {"name", "seed", "trunc", "ws", "points", "targets", "mask", "space", "steps", "lr", "lambda_mask",
               "trace"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -76,28 +81,6 @@ def mask_note(mask: np.ndarray | None) -> str | None:
             "the mask has no white pixels (nothing is marked movable)") + "; it is ignored, as in the official renderer"
 
 
-def load_latent(path, num_ws: int, w_dim: int) -> np.ndarray:
-    """A starting latent from .npy -> [num_ws, w_dim] float32. Accepts (num_ws, w_dim), (1, num_ws, w_dim) (what
-    `jaxgan drag` writes, so drags chain) and (w_dim,) or (1, w_dim) (one w for every layer)."""
-    try:
-        ws = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read the latent {path}: {e}") from None
-    shape = ws.shape
-    if ws.ndim == 3 and shape[0] == 1:
-        ws = ws[0]
-    if ws.ndim == 1:
-        ws = ws[None]
-    if ws.ndim == 2 and ws.shape == (1, w_dim):
-        ws = np.repeat(ws, num_ws, axis=0)
-    if ws.shape != (num_ws, w_dim) or not np.issubdtype(ws.dtype, np.floating):
-        raise ValueError(f"the latent {path} has shape {shape} and dtype {ws.dtype}; this generator needs floats of "
-                         f"shape ({num_ws}, {w_dim}), (1, {num_ws}, {w_dim}) or ({w_dim},)")
-    if not np.all(np.isfinite(ws)):
-        raise ValueError(f"the latent {path} holds NaN or infinite values")
-    return ws.astype(np.float32)
-
-
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One drag session as the command describes it: a start (seed and truncation, or a latent file), points,
@@ -118,6 +101,14 @@ class Job:
 
     def start(self) -> dict:
         return {"seed": self.seed, "trunc": self.trunc} if self.ws is None else {"ws": str(Path(self.ws).resolve())}
+
+    def load(self, gcfg) -> DragJob:
+        """The `drag.DragJob` of this job for a generator config: its latent file and mask PNG read and checked."""
+        w0 = None if self.ws is None else read_latent(self.ws, gcfg.num_ws, gcfg.w_dim)
+        mask = None if self.mask is None else load_mask(self.mask, gcfg.img_resolution)
+        return DragJob(points=tuple(self.points), targets=tuple(self.targets), seed=self.seed, trunc=self.trunc,
+                       w0=w0, mask=mask, space=self.space, steps=self.steps, lr=self.lr,
+                       lambda_mask=self.lambda_mask)
 
 
 def _number(value, what: str, *, integer=False, minimum=None, open_minimum=False):
@@ -195,7 +186,7 @@ def read_jobs(path, defaults: dict | None = None) -> list[Job]:
     Schema: `{"jobs": [JOB, ...]}`, each JOB an object with
       name         folder name of its outputs (unique; letters, digits, '.', '_', '-')      required
       seed | ws    start: a seed (w0 = mapping(RandomState(seed).randn(1, z_dim)), truncated by `trunc`) or a
-                   latent .npy (shapes as `load_latent`); exactly one                     required
+                   latent .npy (shapes as `jaxgan.latents`); exactly one                 required
       points       [[row, col], ...] handle pixels                                          required
       targets      [[row, col], ...] one per point                                          required
       trunc        truncation psi for `seed`                                                default 0.7
@@ -241,15 +232,9 @@ class DragResult:
     steps_done: int
     mask_used: bool
 
-
-def trim_trace(trace: dict, count: int, max_points: int) -> dict:
-    """A `drag.run_sessions` trace with the padding points dropped."""
-    out = {k: np.asarray(v) for k, v in trace.items()}
-    out["points"] = out["points"][:, :count].astype(np.int32)
-    losses = out["losses"]
-    out["losses"] = np.concatenate([losses[:, :count], losses[:, max_points:]], axis=1).astype(np.float32)
-    out["ws"] = out["ws"].astype(np.float32)
-    return out
+    @classmethod
+    def of(cls, job: Job, outcome: DragOutcome) -> "DragResult":
+        return cls(job=job, **{f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)})
 
 
 def annotate(image: np.ndarray, points, targets, label: str | None = None) -> np.ndarray:
@@ -335,13 +320,6 @@ def summary(result: DragResult, *, checkpoint, settings: dict, outputs: dict) ->
     }
 
 
-def dumps(doc) -> str:
-    """JSON with an indent of 2, but lists of numbers (points, distances) kept on one line."""
-    text = json.dumps(doc, indent=2)
-    # Only arrays that json.dumps broke over lines: JSON strings hold no raw newlines, so none is touched.
-    return re.sub(r"\[\n[-+\d.eE,\s]*\]", lambda m: "[" + " ".join(m.group(0)[1:-1].split()) + "]", text) + "\n"
-
-
 def output_files(result: DragResult, *, checkpoint, settings: dict, trace_file: str | None = None
                  ) -> dict[str, Callable[[Any], None]]:
     """{file name: write(file)} for one session's outputs, in writing order: drag.png (the final image, unmarked),
@@ -357,5 +335,5 @@ def output_files(result: DragResult, *, checkpoint, settings: dict, trace_file: 
     elif trace_file is not None:
         outputs["trace"] = str(Path(trace_file).resolve())
     doc = summary(result, checkpoint=checkpoint, settings=settings, outputs=outputs)
-    files[SUMMARY_NAME] = lambda f: f.write(dumps(doc).encode())
+    files[SUMMARY_NAME] = json_writer(doc)
     return files

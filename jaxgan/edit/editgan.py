@@ -40,7 +40,7 @@ from jaxgan.edit.invert import as_rgb
 from jaxgan.loops import scan_steps
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import segbranch
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 LOSS_NAMES = ("lpips", "mse", "ce", "loss")
 MIN_CAPACITY = 256

@@ -60,7 +60,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from jaxgan.images import ImageError, _open, default_font, rgb
+from jaxgan.images import ImageError, default_font, open_image, rgb
+from jaxgan.palette import voc_palette
 
 EDIT_VECTOR_FORMAT, EDIT_VECTOR_VERSION = "jaxgan-editgan-vector", 1
 SCALE_CONVENTION = "w + s * vector"
@@ -98,7 +99,7 @@ def read_label_png(path, num_classes: int, size) -> np.ndarray:
     """A class-id map -> int32 [H, W] with ids in 0 ... num_classes-1. size: int (square) or (height, width).
     Takes 8-bit grey, palette (the indices are the ids) and 16-bit grey images; refuses colour images, a wrong
     size and ids outside the range."""
-    image = _open(path)
+    image = open_image(path)
     mode = image.mode
     if mode in ("L", "P", "1") or mode.startswith("I"):
         ids = np.asarray(image).astype(np.int64)
@@ -125,7 +126,7 @@ def read_label_png(path, num_classes: int, size) -> np.ndarray:
 def read_region_png(path, size) -> np.ndarray:
     """An edit-region mask -> bool [H, W], True where the image is non-zero (colour: any of R, G, B non-zero;
     alpha ignored). size: int (square) or (height, width). Refuses a wrong size and an empty region."""
-    image = _open(path)
+    image = open_image(path)
     _check_size(image, path, size)
     mode = image.mode
     if mode in ("1", "L", "F") or mode.startswith("I"):
@@ -370,12 +371,7 @@ def palette(num_classes: int) -> np.ndarray:
     colours differ. Its values are multiples of 32 up to 224, so pure white never occurs."""
     if not 1 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"the palette has 1 to {MAX_CLASSES} classes, not {num_classes}")
-    ids = np.arange(num_classes)
-    colors = np.zeros((num_classes, 3), np.int64)
-    for j in range(8):
-        for channel in range(3):
-            colors[:, channel] |= ((ids >> (3 * j + channel)) & 1) << (7 - j)
-    return colors.astype(np.uint8)
+    return voc_palette(num_classes)
 
 
 def colorize(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from jaxgan import parallel
 from jaxgan.loops import scan_steps
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 # ----------------------------------------------------------------------------------------------------------------
 # Settings
@@ -365,3 +365,43 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
         "losses": np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, 3), np.float32),
         "loss_names": METHODS[space][4], "noise": [np.asarray(n) for n in states.noise],
     }
+
+
+def image_keys(seed: int, indices) -> Any:
+    """One PRNG key per image: fold_in(key(seed), i) for image index i, so an image's random numbers depend on its
+    position in the job alone, whatever batch it runs in."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.asarray(indices, np.uint32))
+
+
+def invert_images(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, seed: int = 0,
+                  batch_size: int = 8, steps_per_call: int = 1, devices=None,
+                  on_progress: Callable[[int, str | None], None] | None = None) -> dict:
+    """Invert any number of target images ([H, W, C] float32 in [-1, 1] each), `batch_size` per device at a time
+    over the local devices (or `devices`), batch after batch; returns the results of `invert` joined.
+
+    Image i uses the key `image_keys(seed, [i])`, whichever batch it runs in, so results do not depend on the batch
+    size. `on_progress(updates, note)` is called as `invert`'s progress callback, with a note naming the batch when
+    there are several.
+    """
+    space_cfg = METHODS[space][3]() if cfg is None else cfg
+    devices = list(jax.local_devices() if devices is None else devices)
+    count = len(targets)
+    if count == 0:
+        raise ValueError("no images to invert")
+    chunk = batch_size * len(devices)
+    batches = [list(range(start, min(start + chunk, count))) for start in range(0, count, chunk)]
+    w_stats = w_statistics(G)
+    results = []
+    for b, batch in enumerate(batches):
+        note = f"batch {b + 1}/{len(batches)}" if len(batches) > 1 else None
+        progress = None if on_progress is None else (lambda k, note=note: on_progress(k, note))
+        results.append(invert(G, lpips, np.stack([targets[i] for i in batch]), space=space, cfg=space_cfg,
+                              keys=image_keys(seed, batch), w_stats=w_stats,
+                              mesh=parallel.data_mesh(devices[:len(batch)]), steps_per_call=steps_per_call,
+                              on_progress=progress))
+    joined = {name: np.concatenate([r[name] for r in results])
+              for name in ("ws", "images", "lpips", "mse", "psnr", "losses")}
+    joined["noise"] = [np.concatenate(maps) for maps in zip(*(r["noise"] for r in results))]
+    joined["loss_names"] = results[0]["loss_names"]
+    return joined

@@ -13,14 +13,13 @@ Per input image NAME (the file's stem, made unique) the command writes:
 and once, `invert.json`. The suffixes never let one image's files collide with another's.
 """
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from jaxgan.edit.drag_outputs import dumps
+from jaxgan.files import json_writer
 from jaxgan.images import default_font, png_writer
 
 SUMMARY_NAME = "invert.json"
@@ -188,6 +187,4 @@ def summary(*, checkpoint, lpips_checkpoint, settings: dict, loss_names, images:
 
 
 def summary_file(doc: dict) -> Callable[[Any], None]:
-    text = dumps(doc)
-    json.loads(text)  # the one-line number lists stay valid JSON
-    return lambda f: f.write(text.encode())
+    return json_writer(doc)

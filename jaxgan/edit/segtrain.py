@@ -48,7 +48,7 @@ from flax import nnx
 
 from jaxgan.models import segbranch
 from jaxgan.models.segbranch import FeatureLayout, SegBranchConfig
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 FEATURE_DTYPE = jnp.float16  # the official code stores its features float16 too
 CLEANED_LABELS = range(1, 50)  # the official `for target in range(1, 50)`: ids from 50 on are never cleaned

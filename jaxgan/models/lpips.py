@@ -14,6 +14,7 @@ and usable under `jax.jit` / `jax.vmap`.
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from jaxgan.models.stylegan2 import SplitModel, split
+from jaxgan import parallel
+from jaxgan.nn.split import SplitModel, split
 from jaxgan.ops.resize import resize_bilinear
 
 # §3.1: ImageNet mean/std rewritten for inputs in [-1, 1] (2*mean - 1, 2*std), exactly the official constants
@@ -213,3 +215,35 @@ def lpips_distance(model: SplitModel, x0, x1, *, spatial: bool = False, normaliz
     if normalize:
         x0, x1 = 2 * x0 - 1, 2 * x1 - 1
     return model.module()(x0, x1, spatial=spatial)
+
+
+def lpips_pairs(count: int, all_pairs: bool = False) -> list[tuple[int, int]]:
+    """Which of `count` images to compare: the first with each of the others, or every pair (i < j)."""
+    if all_pairs:
+        return [(i, j) for i in range(count) for j in range(i + 1, count)]
+    return [(0, j) for j in range(1, count)]
+
+
+@functools.cache
+def _pair_program(mesh):
+    """The sharded LPIPS of a batch of pairs on `mesh`, built once per mesh (so jit's cache is reused)."""
+    def per_device(shared, pair):
+        model, images = shared
+        first, second = pair
+        return lpips_distance(model, images[first], images[second])
+    return parallel.shard_problems(per_device, mesh)
+
+
+def lpips_distances(model: SplitModel, images, pairs, *, batch_size: int = 8, mesh=None) -> np.ndarray:
+    """float32 [len(pairs)]: LPIPS of images[i] and images[j] for each (i, j), `batch_size` pairs per device per
+    call, over `mesh` (default: as many local devices as pairs, `parallel.mesh_for`). images: [N, H, W, 3] in
+    [-1, 1], all the same size."""
+    if not pairs:
+        raise ValueError("no pairs to compare")
+    images = np.asarray(images, np.float32)
+    mesh = parallel.mesh_for(len(pairs)) if mesh is None else mesh
+    first, second = (np.asarray(side, np.int32) for side in zip(*pairs))
+    # The pairs are index pairs into the images (replicated once), so no chunk copies the images of all pairs.
+    distances = parallel.map_chunks(_pair_program(mesh), (model, images), (first, second), batch_size=batch_size,
+                                    mesh=mesh)
+    return distances.astype(np.float32)

@@ -22,13 +22,15 @@ encoding (`encode_input`, `get_edges`, `one_hot_labels`), usable under jax.jit /
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgan.models.stylegan2 import SplitModel, split
+from jaxgan import parallel
+from jaxgan.nn.split import SplitModel, split
 from jaxgan.nn.torch_init import torch_style_params
 from jaxgan.ops.torch_layers import (avg_pool_3x3_s2, conv2d, conv_transpose2d, instance_norm, reflection_pad)
 
@@ -554,3 +556,42 @@ def encode_features(E: SplitModel, image, inst):
         raise ValueError(f"instance ids have shape {np.shape(inst)}, the image {image.shape[:3]}")
     _check_size(image.shape[1:3], cfg.size_multiple, "the encoder")
     return E.module()(image, jnp.asarray(inst))
+
+
+def with_encoding(cfg: Pix2PixHDGeneratorConfig, label_nc: int | None = None,
+                  no_instance: bool = False) -> Pix2PixHDGeneratorConfig:
+    """The generator config with the input encoding given (or the stored one), checked against its input_nc and
+    against what `synthesize` builds (labels and instance edges, no feature channels)."""
+    label_nc = cfg.label_nc if label_nc is None else label_nc
+    if label_nc is None:
+        raise ValueError("the checkpoint does not record label_nc; give it with --label-nc")
+    cfg = dataclasses.replace(cfg, label_nc=label_nc, no_instance=no_instance or cfg.no_instance)
+    if cfg.label_nc == 0 and cfg.label_channels != 3:
+        raise ValueError(f"label_nc 0 reads each label map as an RGB picture (3 channels), but this generator takes "
+                         f"{cfg.label_channels} label channels")
+    if cfg.feat_num:
+        raise ValueError(f"this generator takes {cfg.feat_num} feature channels (trained with --instance_feat or "
+                         "--label_feat); jaxgan pix2pixhd builds labels and instance edges only")
+    return cfg
+
+
+@functools.cache
+def _synthesis_program(mesh, label_nc: int, no_instance: bool):
+    """encode_input + generate, sharded over `mesh`; built once per mesh and encoding."""
+    def per_device(G, batch):
+        return generate(G, encode_input(batch["label"], batch.get("inst"), label_nc, no_instance))
+    return parallel.shard_problems(per_device, mesh)
+
+
+def synthesize(G: SplitModel, labels, insts=None, *, label_nc: int, no_instance: bool, batch_size: int = 1,
+               mesh=None, on_chunk=None) -> np.ndarray:
+    """Images [N, H, W, 3] (float32, tanh range) from N label maps of one size, as the official test.py builds the
+    input (`encode_input`): labels [N, H, W] ids (or [N, H, W, 3] pictures for label_nc 0), insts [N, H, W]
+    instance ids unless no_instance. `batch_size` maps per device per call over `mesh` (default: as many local
+    devices as maps); `on_chunk(n)` after each call."""
+    batch = {"label": np.asarray(labels)}
+    if insts is not None:
+        batch["inst"] = np.asarray(insts)
+    mesh = parallel.mesh_for(len(batch["label"])) if mesh is None else mesh
+    return parallel.map_chunks(_synthesis_program(mesh, label_nc, no_instance), G, batch, batch_size=batch_size,
+                               mesh=mesh, on_chunk=on_chunk)

@@ -35,7 +35,8 @@ import numpy as np
 from flax import nnx
 
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import GeneratorConfig, SplitModel, split
+from jaxgan.models.stylegan2 import GeneratorConfig
+from jaxgan.nn.split import SplitModel, split
 from jaxgan.nn import Buffer
 from jaxgan.ops.resize import linear_taps
 

@@ -13,7 +13,6 @@ is pure functions of it, to be transformed with `jax.jit`, `jax.vmap`, `jax.grad
 """
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgan.nn import Buffer, Conv2dLayer, FullyConnected, SynthesisLayer, ToRGBLayer
+from jaxgan.nn.split import SplitModel, split
 from jaxgan.ops.bias_act import activation_spec
 from jaxgan.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
@@ -413,30 +413,6 @@ class Discriminator(nnx.Module):
 
 # ----------------------------------------------------------------------------------------------------------------
 # The pure, functional API
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitModel:
-    """A module split once into its static graph and its two state pytrees (trainable params, buffers)."""
-
-    graphdef: Any
-    params: Any
-    buffers: Any
-
-    @property
-    def config(self):
-        return self.module().cfg
-
-    def module(self):
-        return nnx.merge(self.graphdef, self.params, self.buffers)
-
-
-jax.tree_util.register_dataclass(SplitModel, data_fields=["params", "buffers"], meta_fields=["graphdef"])
-
-
-def split(module: nnx.Module) -> SplitModel:
-    graphdef, params, buffers = nnx.split(module, nnx.Param, Buffer)
-    return SplitModel(graphdef, params, buffers)
 
 
 def init_generator(cfg: GeneratorConfig, key) -> SplitModel:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.models.lpips import Conv2d, max_pool_2x2
-from jaxgan.models.stylegan2 import SplitModel, split
+from jaxgan.nn.split import SplitModel, split
 from jaxgan.nn.torch_init import torch_style_params
 
 # Convs per stage in vgg19().features; a 2x2 max pool follows every stage. Sequential indices advance by 2 per conv

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxgan.models import pix2pixhd, vgg19
-from jaxgan.models.stylegan2 import SplitModel
+from jaxgan.nn.split import SplitModel
 
 VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 

@@ -23,7 +23,6 @@ import functools
 import json
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +33,7 @@ import orbax.checkpoint as ocp
 from jaxgan import parallel
 from jaxgan.checkpoint import save_checkpoint
 from jaxgan.data import toyfaces
-from jaxgan.files import atomic_write
+from jaxgan.files import atomic_directory, atomic_write, json_text, write_json
 from jaxgan.images import png_writer, tile_grid
 from jaxgan.models import stylegan2
 from jaxgan.sampling import to_uint8, z_from_seeds
@@ -102,20 +101,12 @@ def state_dirs(out: Path) -> list[Path]:
 def save_state(out: Path, state: TrainState) -> Path:
     leaves, paths, _ = _leaves(state)
     final = out / f"{STATE_PREFIX}{int(state.step):08d}"
-    tmp = out / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
+    with atomic_directory(final, replace=True) as tmp:  # a state of the same step (a rerun) is replaced whole
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save((tmp / "leaves").resolve(),
                               {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
             checkpointer.wait_until_finished()
-        (tmp / "paths.json").write_text(json.dumps(paths))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.replace(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "paths.json").write_text(json_text(paths))
     for old in state_dirs(out)[:-KEEP_STATES]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -236,7 +227,7 @@ def run_training(cfg: TrainConfig, out, *, kimg: float, resume: bool = False, sn
     start_state = prepare_run(out, cfg, resume)
     out.mkdir(parents=True, exist_ok=True)
     if start_state is None:
-        atomic_write(out / CONFIG_FILE, lambda f: f.write(json.dumps(cfg.to_dict(), indent=2).encode()))
+        write_json(out / CONFIG_FILE, cfg.to_dict())
     trainer = get_trainer(cfg, parallel.data_mesh() if mesh is None else mesh)
     state = trainer.place(start_state if start_state is not None else init_state(cfg))
     if start_state is None:

@@ -45,7 +45,8 @@ from jax.sharding import PartitionSpec as P
 from jaxgan import parallel
 from jaxgan.data import toyfaces
 from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, SplitModel
+from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig
+from jaxgan.nn.split import SplitModel
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 

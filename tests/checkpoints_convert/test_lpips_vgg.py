@@ -41,7 +41,7 @@ def _convert_dicts(monkeypatch, vgg: dict, lin: dict):
     """convert_lpips_vgg on in-memory state dicts (the paths only name them)."""
     contents = {"vgg.pth": vgg, "lin.pth": lin}
     monkeypatch.setattr(lpips_vgg, "load_torch_file", lambda path: contents[str(path)])
-    monkeypatch.setattr(lpips_vgg, "_sha256", lambda path: "0" * 64)
+    monkeypatch.setattr(lpips_vgg, "sha256_of", lambda path: "0" * 64)
     return lpips_vgg.convert_lpips_vgg("vgg.pth", "lin.pth")
 
 

@@ -30,7 +30,7 @@ def state_dict(dtype=np.float32) -> dict:
 
 def convert(monkeypatch, state):
     monkeypatch.setattr(conv, "load_torch_file", lambda path: state)
-    monkeypatch.setattr(conv, "_sha256", lambda path: "0" * 64)
+    monkeypatch.setattr(conv, "sha256_of", lambda path: "0" * 64)
     return conv.convert_vgg19("vgg19.pth")
 
 

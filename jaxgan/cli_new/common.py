@@ -1,0 +1,187 @@
+"""What the `jaxgan` commands share: the checkpoint argument (with `demo`), seed lists, the LPIPS and
+segmentation-branch options, one decorator that reports the project's errors as one-line click errors, one way to
+write a command's files atomically, and progress bars on stderr.
+
+Commands import these; nothing here computes. JAX is imported lazily (inside functions) so that `--help` stays
+instant.
+"""
+
+import functools
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from jaxgan.demo import DEMO_NAME, BundledModelMissing, bundled_checkpoint
+from jaxgan.files import atomic_write
+
+LPIPS_ENV = "JAXGAN_LPIPS"
+LPIPS_FILES_HINT = (
+    "LPIPS needs two files: torchvision's vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) "
+    "and lpips/weights/v0.1/vgg.pth (in the lpips pip package, or github.com/richzhang/PerceptualSimilarity); "
+    "convert them once with `jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth`, then give "
+    f"--lpips lpips-vgg (or set {LPIPS_ENV})")
+SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
+            "`jaxgan editgan train-seg`")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arguments and options
+
+
+class CheckpointArgument(click.ParamType):
+    """A jaxgan checkpoint directory on the command line, or `demo` for the bundled model."""
+
+    name = "checkpoint"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) and value.is_dir():
+            return value
+        if str(value) == DEMO_NAME:
+            try:
+                return bundled_checkpoint()
+            except BundledModelMissing as e:
+                self.fail(str(e), param, ctx)
+        path = Path(value)
+        if not path.exists():
+            self.fail(f"{value!r} does not exist (give a jaxgan checkpoint directory, or 'demo' for the bundled "
+                      "model)", param, ctx)
+        if not path.is_dir():
+            self.fail(f"{value!r} is a file, not a checkpoint directory; convert it first with `jaxgan convert`",
+                      param, ctx)
+        return path
+
+
+CHECKPOINT = CheckpointArgument()
+
+
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """'0-7,12' -> [0, 1, ..., 7, 12] (ranges inclusive, as stylegan2-ada-pytorch's generate.py)."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, is_range, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi) + 1) if is_range else [int(lo)])
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a seed list like '0-7,12'", param_hint=option) from None
+    if not seeds or any(s < 0 or s >= 2 ** 32 for s in seeds):
+        raise click.BadParameter("seeds must be integers in [0, 2**32)", param_hint=option)
+    return seeds
+
+
+def outdir_option(help_text: str = "Directory for the outputs (created if missing)."):
+    return click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help=help_text)
+
+
+def lpips_option(command):
+    return click.option(
+        "--lpips", "lpips_ckpt", type=click.Path(path_type=Path), envvar=LPIPS_ENV, show_envvar=True,
+        help="The jaxgan LPIPS checkpoint, made by `jaxgan convert vgg16-397923af.pth DST --kind lpips-vgg --lin "
+             "vgg.pth`.")(command)
+
+
+def seg_option(command):
+    return click.option("--seg", "seg_ckpt", required=True, type=click.Path(exists=True, file_okay=False,
+                                                                              path_type=Path),
+                        help="The segmentation-branch checkpoint (`jaxgan convert ... --kind segbranch` or "
+                             "`jaxgan editgan train-seg`).")(command)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+def user_error_types() -> tuple:
+    """Exceptions that mean bad input, reported as one line rather than a traceback."""
+    from checkpoints_convert.keymap import ConversionError
+    from checkpoints_convert.torch_reader import CheckpointError
+    from jaxgan.checkpoint import CheckpointFormatError
+    return (CheckpointError, ConversionError, CheckpointFormatError, FileExistsError, ValueError)
+
+
+def reports_errors(command):
+    """Decorate a command's function: the project's input errors become one `Error:` line and exit status 1."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except user_error_types() as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_generator(ckpt: Path):
+    """The StyleGAN2 generator of a checkpoint directory (stored as G by every jaxgan command that makes one)."""
+    from jaxgan.checkpoint import load_model
+    return load_model(ckpt, "stylegan2-generator", name="G")
+
+
+def load_lpips(path):
+    """The LPIPS model of the checkpoint at `path`; a one-line error naming the files to get when there is none."""
+    from jaxgan.checkpoint import CheckpointFormatError, ModelNotFound, load_model
+    if path is None:
+        raise click.ClickException(f"no LPIPS checkpoint given. {LPIPS_FILES_HINT}")
+    path = Path(path)
+    if not path.exists():
+        raise click.ClickException(f"the LPIPS checkpoint {path} does not exist. {LPIPS_FILES_HINT}")
+    if not path.is_dir():  # e.g. one of the .pth files themselves
+        raise click.ClickException(f"{path} is a file, not a jaxgan LPIPS checkpoint directory. {LPIPS_FILES_HINT}")
+    try:
+        return load_model(path, "lpips-vgg")
+    except ModelNotFound as e:
+        raise click.ClickException(f"{e}. {LPIPS_FILES_HINT}") from None
+    except CheckpointFormatError:
+        raise click.ClickException(f"{path} is not a jaxgan LPIPS checkpoint. {LPIPS_FILES_HINT}") from None
+
+
+def load_images(paths, load):
+    """[load(path) for path in paths], with warnings (e.g. a dropped alpha channel) shown as one-line notes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return [load(path) for path in paths]
+        finally:
+            for warning in caught:
+                click.echo(f"note: {warning.message}", err=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs and progress
+
+
+def write_files(outdir: Path, files: dict) -> None:
+    """Write {name: write(file)} into `outdir` (created if missing), each file atomically, in order; a file system
+    error (a file where the folder should be, no permission, a full disk) becomes one `Error:` line."""
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        for name, write in files.items():
+            atomic_write(outdir / name, write)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the outputs: {e}") from None
+
+
+def png(pixels):
+    """A PNG writer for uint8 [H, W, C] pixels; a one-line error for a channel count PNG cannot hold."""
+    from jaxgan.images import PNG_MODES, png_writer
+    if pixels.shape[-1] not in PNG_MODES:
+        raise click.ClickException(f"cannot write a PNG with {pixels.shape[-1]} channels; use --raw")
+    return png_writer(pixels)
+
+
+def npy(array):
+    import numpy as np
+    return lambda f: np.save(f, array)
+
+
+def progress(total: int, label: str, **kwargs):
+    """A click progress bar on stderr (stdout stays for results)."""
+    return click.progressbar(length=max(total, 1), label=label, file=sys.stderr, **kwargs)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
