@@ -1,4 +1,4 @@
-"""Strict, declarative key maps from a source state dict to a jaxgan model (spec jax_ecosystem.md §5.5 item 6).
+"""Strict, declarative key maps from a source state dict to a jaxgan model (all source keys used, all leaves filled).
 
 A key map is a list of `KeyRule`s. Each rule fully matches source keys by regular expression and names the
 target leaf (a dotted path in the model's params or buffers) or `None` for constants that are checked and

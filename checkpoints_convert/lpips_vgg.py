@@ -1,7 +1,8 @@
 """LPIPS v0.1 (vgg): a torchvision VGG16 state dict plus the LPIPS lin-layer file -> one jaxgan LPIPS model.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §3.3-3.4. LPIPS needs two files, because the official package ships
-only the calibration layers and fetches the trunk through torchvision at run time:
+Follows richzhang/PerceptualSimilarity@082bb24 (`LPIPS.__init__` in `lpips/lpips.py`, `lpips/pretrained_networks.py`).
+LPIPS needs two files, because the official package ships only the calibration layers and fetches the trunk
+through torchvision at run time:
 
 * the VGG16 weights, torchvision's `vgg16-397923af.pth` (zip or legacy torch.save of `vgg16().state_dict()`):
   `features.{0,2,5,...,28}.{weight,bias}` map 1:1 onto jaxgan's trunk; the classifier head
@@ -10,7 +11,7 @@ only the calibration layers and fetches the trunk through torchvision at run tim
   to float32 is exact.
 * the lin weights, `lpips/weights/v0.1/vgg.pth` (legacy torch.save): `lin{k}.model.1.weight`, [1, C_k, 1, 1]. Index 1
   is the position after the Dropout; a `model.0` key (an LPIPS built with use_dropout=False) is refused by name
-  rather than silently left at random values, which is what the official `strict=False` load does (§3.3).
+  rather than silently left at random values, which is what the official `strict=False` load in `LPIPS.__init__` does.
 
 Both maps are strict (`checkpoints_convert.keymap`): every source key consumed, every model leaf filled once with
 the right shape, all leftovers listed in one error.
@@ -27,9 +28,11 @@ from jaxgan.models.lpips import VGG16_CONV_INDICES, LPIPSConfig, abstract_model
 from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "LPIPS"
-# SHA-256 of the released lpips v0.1 vgg.pth (identical in the lpips-0.1.4 wheel and the vendored copies, §3.3).
+# SHA-256 of the released lpips v0.1 vgg.pth (identical in the lpips-0.1.4 wheel and in the copies
+# vendored by rosinality/stylegan2-pytorch and nv-tlabs/editGAN_release).
 RELEASED_LIN_SHA256 = "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"
-# torchvision names its downloads `<arch>-<first 8 hex digits of the file's SHA-256>.pth` (§3.4).
+# torchvision names its downloads `<arch>-<first 8 hex digits of the file's SHA-256>.pth` (the `check_hash` rule
+# of `torch.hub.load_state_dict_from_url`).
 TORCHVISION_VGG16_SHA256_PREFIX = "397923af"
 
 _FLOAT_DTYPES = (np.float16, np.float32)  # cast exactly to float32; checked per key in `_state_dict`

@@ -1,9 +1,10 @@
 """pix2pixHD state dicts (`latest_net_G.pth`, `latest_net_D.pth`, `latest_net_E.pth`) -> jaxgan pix2pixHD models.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.1 (the files: `network.cpu().state_dict()`, legacy or zip
-torch.save format, possibly with `running_mean` / `running_var` buffers on every InstanceNorm layer from PyTorch
-< 0.4), §1.9 (the key layouts), §1.11 (discriminator keys with and without getIntermFeat) and §1.14 (a state dict
-whose keys carry `netG.` / `netD.` / `netE.` prefixes, as a whole model's state dict has).
+Follows NVIDIA/pix2pixHD@14b3b3c: `BaseModel.save_network` / `load_network` in `models/base_model.py` (the files:
+`network.cpu().state_dict()`, legacy or zip torch.save format, possibly with `running_mean` / `running_var` buffers
+on every InstanceNorm layer from PyTorch < 0.4), the `nn.Sequential` layouts of `models/networks.py` (the key
+layouts), its `MultiscaleDiscriminator` (keys with and without getIntermFeat) and pix2pixHD issue #159 (a state
+dict whose keys carry `netG.` / `netD.` / `netE.` prefixes, as a whole model's state dict has).
 
 Which network a file holds, and its structure, come from the keys and shapes: `scale{i}_layer{j}.*` or
 `layer{i}.*` is a MultiscaleDiscriminator; `model.*` with `conv_block` keys a generator, a LocalEnhancer when
@@ -12,7 +13,8 @@ residual blocks has the same keys: pass net='G' for one). `overrides` replace in
 
 jaxgan's module paths are the PyTorch names, so the key map is the identity on `weight` / `bias`, plus one rule that
 drops the running statistics of exactly the InstanceNorm layers the model has (recorded in the notes; they are
-never used, §1.3). Like every converter here it is strict (`checkpoints_convert.keymap`): a key with no place in the
+never used: `get_norm_layer` builds InstanceNorm2d without running statistics). Like every converter here it is
+strict (`checkpoints_convert.keymap`): a key with no place in the
 model, a missing tensor or a wrong shape is named in the error. BatchNorm checkpoints (norm 'batch') are refused,
 see `jaxgan.models.pix2pixhd`.
 
@@ -110,7 +112,7 @@ def _residual_blocks(weights, prefix: str) -> set[int]:
 
 
 def infer_generator(weights) -> dict:
-    """GlobalGenerator / LocalEnhancer constructor arguments from the conv shapes (spec §1.9)."""
+    """GlobalGenerator / LocalEnhancer constructor arguments (models/networks.py) from the conv shapes."""
     front = _get(weights, "model.1.weight")
     global_convs = _sequential_convs(weights, "model")
     n_down = sum(1 for s in global_convs.values() if s[2:] == (3, 3)) // 2  # as many stride-2 convs as transposed

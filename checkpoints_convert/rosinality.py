@@ -1,6 +1,7 @@
 """rosinality/stylegan2-pytorch `.pt` checkpoints -> jaxgan models.
 
-Follows ../shared/specs/stylegan2.md §2.3: the `g_ema` state dict maps 1:1 onto the stylegan2-ada layout with only
+Follows rosinality/stylegan2-pytorch@bef283a (`convert_weight.py`; `Generator`, `Discriminator` in `model.py`):
+the `g_ema` state dict maps 1:1 onto the stylegan2-ada layout with only
 reshapes (rosinality's EqualLinear / ModulatedConv2d / ToRGB / up-conv are numerically the official layers), and
 `latent_avg` is the truncation centre `mapping.w_avg`. The architecture is read from tensor shapes: rosinality
 networks are unconditional 'skip' generators and 'resnet' discriminators without conv clamping, and their channel

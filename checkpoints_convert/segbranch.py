@@ -1,6 +1,8 @@
 """DatasetGAN / EditGAN pixel-classifier files -> one jaxgan segmentation-branch ensemble.
 
-Follows ../shared/specs/editgan.md §2.1 and §7: the official trainers save one file per ensemble member,
+Follows EditGAN's `train_interpreter.py` and `pixel_classifier` in `models/DatasetGAN/classifer.py`
+(nv-tlabs/editGAN_release@fef9ab8; DatasetGAN's `datasetGAN/train_interpreter.py` is the same): the official
+trainers save one file per ensemble member,
 `model_{N}.pth` (the EditGAN tool loads them renamed `car_model_{N}.pth`), each `{'model_state_dict': sd}` with
 the `nn.DataParallel` prefix `module.` on every key of `pixel_classifier.layers`:
 `layers.0` Linear(dim, H1), `layers.2` BatchNorm1d(H1), `layers.3` Linear(H1, H2), `layers.5` BatchNorm1d(H2),

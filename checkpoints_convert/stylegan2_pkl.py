@@ -1,9 +1,11 @@
 """stylegan2-ada-pytorch, stylegan3-repo (StyleGAN2 networks) and DragGAN network pickles -> jaxgan models.
 
-Follows ../shared/specs/stylegan2.md §3: the pickle is read by `torch_reader.load_network_pickle`, which never runs
+Follows the snapshot pickles of stylegan2-ada-pytorch (`training/training_loop.py`, `torch_utils/persistence.py`;
+NVlabs/stylegan2-ada-pytorch@d72cc7d): the pickle is read by `torch_reader.load_network_pickle`, which never runs
 the embedded module source; the architecture comes from each network's pickled constructor arguments
-(`init_kwargs`, §3.5), the weights from its state dict through the identity key map of §2.1 / §2.2 (jaxgan names its
-modules after the PyTorch ones). `G_ema` is converted for generation and `D` when present; the training copy `G`
+(`init_kwargs`, kept by `persistent_class`), the weights from its state dict through the identity key map of the
+`training/networks.py` parameter and buffer names (jaxgan names its modules after the PyTorch ones).
+`G_ema` is converted for generation and `D` when present; the training copy `G`
 and `augment_pipe` are not needed for inference and are only recorded. StyleGAN3 (`networks_stylegan3`) pickles are
 recognised and refused.
 """
@@ -17,7 +19,7 @@ from jaxgan.nn.split import SplitModel
 from jaxgan.ops.upfirdn2d import setup_filter
 
 # Constructor arguments that only select the official fp16 / memory-format execution path, or training-only
-# behaviour; jaxgan computes in float32 (spec §1.4), so they do not change the numbers compared against.
+# behaviour; jaxgan computes in float32 (as `force_fp32=True`), so they do not change the numbers compared against.
 _EXECUTION_ONLY = {"num_fp16_res", "fp16_channels_last", "channels_last", "fused_modconv_default", "freeze_layers",
                    "w_avg_beta"}
 _SYNTHESIS_KEYS = {"channel_base", "channel_max", "conv_clamp", "architecture", "resample_filter", "use_noise",

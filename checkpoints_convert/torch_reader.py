@@ -1,7 +1,8 @@
 """Read PyTorch checkpoint files with the standard library and numpy only, never running their code.
 
-It follows ../shared/specs/stylegan2.md §3 (3.1-3.5, the .pkl format and a loader that runs no
-pickled code) and implements:
+It follows the .pkl format of stylegan2-ada-pytorch (``persistent_class`` and ``_reconstruct_persistent_obj`` in
+``torch_utils/persistence.py``, ``load_network_pkl`` in ``legacy.py``; NVlabs/stylegan2-ada-pytorch@d72cc7d) and
+PyTorch's tensor pickling (``torch._utils._rebuild_tensor_v2``, ``torch.storage._load_from_bytes``), and implements:
 
 * ``load_torch_file`` reads ``torch.save`` files in both on-disk layouts: the zip archive written by
   torch >= 1.6 (``<folder>/data.pkl`` plus one ``<folder>/data/<key>`` record per storage) and the

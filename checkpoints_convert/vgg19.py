@@ -1,6 +1,7 @@
 """torchvision VGG19 weights (`vgg19-dcbb9e9d.pth`) -> the jaxgan VGG19 trunk of pix2pixHD's perceptual loss.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.12. The file is `vgg19().state_dict()` (zip or legacy
+Follows pix2pixHD's `Vgg19` (`models/networks.py`, NVIDIA/pix2pixHD@14b3b3c).
+The file is `vgg19().state_dict()` (zip or legacy
 torch.save): `features.{0,2,5,...,34}.{weight,bias}` and the classifier head `classifier.{0,3,6}.*`. The loss reads
 relu1_1 ... relu5_1, so convs 0 ... 28 map 1:1 onto jaxgan's trunk; convs 30, 32, 34 (after relu5_1) and the
 classifier are matched by explicit rules and dropped (listed in the notes), as checkpoints_convert/lpips_vgg.py

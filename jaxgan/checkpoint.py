@@ -1,6 +1,7 @@
 """jaxgan checkpoints: one orbax directory of pure-dict pytrees plus a JSON sidecar.
 
-Follows ../shared/specs/jax_ecosystem.md §2.2: pure dicts (no nnx classes in the file), absolute paths,
+Follows the orbax-checkpoint docs ('Checkpointing PyTrees', 'Change sharding') and the Flax NNX guide 'Save and
+load checkpoints': pure dicts (no nnx classes in the file), absolute paths,
 restore with an abstract target carrying an explicit single-device sharding (so a checkpoint written on a GPU or
 on several devices restores anywhere), and the async save awaited before the directory is published. A checkpoint
 is written to a hidden temporary directory beside the destination and renamed when complete, so an interrupted

@@ -1,7 +1,8 @@
 """pix2pixHD's inputs and outputs on the host: label and instance maps, pairing their files, colour previews, and
 the official float -> uint8 image conversion.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.7 and §1.8:
+Follows NVIDIA/pix2pixHD@14b3b3c: `AlignedDataset.__getitem__` in `data/aligned_dataset.py` (label and instance
+maps) and `tensor2im` in `util/util.py` (output images):
 
 * label maps hold one class id per pixel: 8-bit grey ('L', Cityscapes `*_gtFine_labelIds.png`), palette ('P': the
   indices are the ids) or 16-bit grey. The official loader reads them through ToTensor and multiplies by 255 back,

@@ -1,6 +1,6 @@
 """Run independent problems on all local devices: a 1-D ('data',) mesh and `jax.shard_map`.
 
-Follows ../shared/specs/jax_ecosystem.md §3.2: shared inputs (network weights) are replicated with `P()`, the
+Follows JAX's 'Manual parallelism with shard_map' docs: shared inputs (network weights) are replicated with `P()`, the
 leading problem axis is split with `P('data')`, and each device runs the single-device program on its local
 problems. No collectives are needed. The problem count is padded to a multiple of the device count (padding rows
 repeat the last problem and are dropped from the result), so any count runs and one compiled shape serves all.

@@ -3,8 +3,8 @@
 Written as the single-problem function (`one image from one z or ws`), `jax.vmap`-ed over a chunk of problems,
 then sharded over devices with `jaxgan.parallel`. Chunks have one fixed size (the last one padded), so generation
 compiles once per shape. Seeds give z exactly as stylegan2-ada-pytorch's generate.py:
-`np.random.RandomState(seed).randn(1, z_dim)` in float64, cast to float32 inside the mapping network (spec
-stylegan2.md §1.3 "Reproducing generate.py").
+`np.random.RandomState(seed).randn(1, z_dim)` in float64, cast to float32 inside the mapping network
+(`generate_images` in `generate.py` and `MappingNetwork.forward`, NVlabs/stylegan2-ada-pytorch@d72cc7d).
 """
 
 import dataclasses

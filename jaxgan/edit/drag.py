@@ -1,21 +1,23 @@
 """DragGAN point dragging as a pure, batchable step: state in, state out.
 
-Follows ../shared/specs/draggan.md §1 (the official `Renderer._render_drag_impl`, XingangPan/DragGAN 336f120),
-step for step (§1.12):
+Follows the official `Renderer._render_drag_impl` in DragGAN's `viz/renderer.py` (XingangPan/DragGAN@336f120;
+the line numbers below are in that file), step for step:
 
-1. assemble ws: the optimised rows 0..5 (w+; or one w repeated six times) and rows 6.. held at w0 (§1.2);
-2. synthesise with constant noise and resize block `feature_idx`'s output bilinearly to the image size (§1.4);
-3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (§1.5);
+1. assemble ws: the optimised rows 0..5 (w+; or one w repeated six times) and rows 6.. held at w0 (lines 297-300);
+2. synthesise with constant noise and resize block `feature_idx`'s output bilinearly to the image size (lines 310-319);
+3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (lines 320-326);
 4. track every handle by the nearest reference feature (L2, first minimum, row-major) in its clipped
-   (2*r2+1)^2 window (§1.6);
+   (2*r2+1)^2 window (lines 329-341);
 5. motion supervision on the shifted-disk patch of each handle more than 1 px from its target, a sum over handles
-   of per-handle means (§1.7); the mask term lambda * mean|F*m - F0*m| (§1.8); the latent term (§1.9);
-6. the stop flag (every handle within max(2, 2h/512) px); Adam steps only when not stopping (§1.10).
+   of per-handle means (lines 315-318, 346-360); the mask term lambda * mean|F*m - F0*m| (lines 362-367); the latent
+   term (line 369);
+6. the stop flag (every handle within max(2, 2h/512) px); Adam steps only when not stopping (lines 347-351, 370-373).
 
 Everything data-dependent is data, so one compiled step serves any latents, points, targets, masks, learning
 rates and step budgets: point lists are padded to `max_points` with a validity mask, the patch and search windows
 have static sizes with membership masks, and a session that has finished passes through unchanged. The disk
-membership test is reproduced bit for bit from host-computed float32 tables (§1.11 items 1-2), so XLA's fused
+membership test is reproduced bit for bit from host-computed float32 tables (torch's float32 `linspace(0, h, h)`
+grid and `distance < r` test, lines 316-318 and 353-354), so XLA's fused
 multiply-adds cannot move pixels in or out of the patch.
 
 Sessions run one at a time with `jax.jit(drag_step, static_argnames='cfg')` or many at once with
@@ -40,7 +42,7 @@ from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
 from jaxgan.ops.point_tracking import nearest_in_window
 from jaxgan.ops.resize import resize_bilinear
 
-NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (§1.2)
+NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (renderer.py:297-300)
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
 
 
@@ -48,7 +50,7 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
 # Configuration (static: it fixes the shapes of the compiled step)
 
 
-OFFICIAL_R1, OFFICIAL_R2, OFFICIAL_FEATURE_IDX = 3.0, 12.0, 5  # the renderer's defaults (§1.4, §1.6, §1.7)
+OFFICIAL_R1, OFFICIAL_R2, OFFICIAL_FEATURE_IDX = 3.0, 12.0, 5  # renderer.py:319, 331, 354 (`_render_drag_impl`)
 RULE_RESOLUTION = 256  # below it, the default radii keep their size in pixels at this resolution
 RECOMMENDED_FIELDS = ("r1", "r2", "feature_idx", "lr")  # what a checkpoint may recommend (`recommended_settings`)
 
@@ -87,9 +89,9 @@ class DragConfig:
     feature_resolution: int
     feature_channels: int
     max_points: int = 8
-    r1: float = OFFICIAL_R1    # motion-supervision patch radius at 512 px (§1.7)
-    r2: float = OFFICIAL_R2    # tracking search radius at 512 px (§1.6)
-    feature_idx: int = OFFICIAL_FEATURE_IDX  # block whose output is supervised and tracked: 5 = the "6th block" (§1.4)
+    r1: float = OFFICIAL_R1    # motion-supervision patch radius at 512 px (renderer.py:354)
+    r2: float = OFFICIAL_R2    # tracking search radius at 512 px (renderer.py:331)
+    feature_idx: int = OFFICIAL_FEATURE_IDX  # supervised and tracked block: 5 = the "6th block" (renderer.py:319)
     noise_mode: str = "const"  # the official default; 'none' also works, random noise would break tracking
 
     @classmethod
@@ -128,7 +130,7 @@ class DragConfig:
 
     @property
     def stop_distance(self) -> float:
-        """A handle farther than this from its target keeps the drag going (§1.10)."""
+        """A handle farther than this from its target keeps the drag going (renderer.py:350-351)."""
         return max(2 / 512 * self.img_resolution, 2)
 
     @property
@@ -137,7 +139,7 @@ class DragConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The motion-supervision patch, exactly as torch builds it (§1.7, §1.11 items 1-2)
+# The motion-supervision patch, exactly as torch builds it (renderer.py:316-318, 353-354)
 
 
 def torch_linspace_f32(n: int) -> np.ndarray:
@@ -287,7 +289,7 @@ def new_session(cfg: DragConfig, w0, points, targets, *, mask=None, space: str |
     mask, use_mask = _mask_arrays(cfg, mask)
     w = w0.copy()
     if space == "w":
-        w[:cfg.num_optimized] = w0[0]  # the official w mode optimises w0[:, 0] repeated (§1.1)
+        w[:cfg.num_optimized] = w0[0]  # the official w mode optimises w0[:, 0] repeated (renderer.py:255-258)
     f, c = cfg.feature_resolution, cfg.feature_channels
     return DragState(
         w=w, w0=w0, w_space=np.bool_(space == "w"), adam=_adam().init(jnp.asarray(w)), lr=np.float32(lr),
@@ -317,7 +319,7 @@ def reset_points(cfg: DragConfig, state: DragState, points, targets, *, mask=Non
 
 
 def assemble_ws(cfg: DragConfig, w, w0, w_space):
-    """ws fed to G: rows 0..5 from w (row 0 repeated in w space), rows 6.. from w0 (§1.2)."""
+    """ws fed to G: rows 0..5 from w (row 0 repeated in w space), rows 6.. from w0 (renderer.py:297-300)."""
     k = cfg.num_optimized
     head = jnp.where(w_space, jnp.broadcast_to(w[:1], (k, cfg.w_dim)), w[:k])
     return jnp.concatenate([head, w0[k:]], axis=0)
@@ -331,7 +333,7 @@ def _l1_mean_terms(a, b):
 
 def track_points(cfg: DragConfig, feat, feat_refs, points, valid, *, implementation: str | None = None):
     """Nearest neighbour (L2 over channels) of each handle's reference feature in its (2r+1)^2 window, clipped at
-    the image border; the first minimum in row-major order wins, as torch.min (§1.6). feat: [H, W, C].
+    the image border; the first minimum in row-major order wins, as torch.min (renderer.py:329-341). feat: [H, W, C].
 
     `jaxgan.ops.point_tracking.nearest_in_window`; `implementation` (None: the context's or the default choice,
     jaxgan/ops/implementation.py) picks XLA or the Pallas kernel."""
@@ -341,7 +343,7 @@ def track_points(cfg: DragConfig, feat, feat_refs, points, valid, *, implementat
 
 def motion_loss(cfg: DragConfig, feat, points, targets, active):
     """Per-point motion-supervision terms [P]: mean over C*N of |sg(F(q)) - F(q + d)| on the shifted disk Ω1 around
-    each handle, d the unit step towards the target in output pixels; 0 for inactive points (§1.7)."""
+    each handle, d the unit step towards the target in output pixels; 0 for inactive points (renderer.py:346-360)."""
     h = cfg.img_resolution
     offsets, squares, threshold = patch_tables(h, cfg.patch_radius)
     squares = jnp.asarray(squares)
@@ -386,7 +388,7 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
     feat, feat_vjp, img = jax.vjp(feature_of, state.w, has_aux=True)
     feat_resized, resize_vjp = jax.vjp(lambda f: resize_bilinear(f, (h, h)), feat)
 
-    # References: taken on the first step after a (re)set from this very forward pass (§1.5).
+    # References: taken on the first step after a (re)set from this very forward pass (renderer.py:320-326).
     feat0 = jnp.where(state.refs_ready, state.feat0, jax.lax.stop_gradient(feat))
     start_refs = feat_resized[state.points[:, 0], state.points[:, 1]]
     feat_refs = jax.lax.stop_gradient(jnp.where(state.refs_ready, state.feat_refs, start_refs))

@@ -5,7 +5,8 @@ into the renderer's 1 = fixed), starting latents (.npy) and job files (JSON, sch
 annotated frames and GIF of a drag, the trace arrays, the JSON summary. Host code (numpy, Pillow, json): no JAX
 computation here, and nothing here writes a file; the CLI writes what `output_files` returns, atomically.
 
-Points are (row, col) image pixels throughout (../shared/specs/draggan.md §1.0).
+Points are (row, col) image pixels throughout, DragGAN's convention (XingangPan/DragGAN@336f120: `DragWidget`
+stores `[y, x]` in `viz/drag_widget.py`, `reverse_point_pairs` in `visualizer_drag_gradio.py` converts clicks).
 """
 
 import dataclasses

@@ -1,19 +1,22 @@
 """EditGAN: segmentation-guided latent editing, edit vectors, and self-supervised refinement, batched over images.
 
-Follows ../shared/specs/editgan.md:
-- §4.1, editing. W+ is optimised from the image's latent w0 with Adam (lr 0.02 every step, default betas, eps 1e-8),
+Follows EditGAN, nv-tlabs/editGAN_release@fef9ab8 (`Tool` is in `models/EditGAN/EditGAN_tool.py`):
+- editing (`Tool.run_optimization_editGAN`):
+  W+ is optimised from the image's latent w0 with Adam (lr 0.02 every step, default betas, eps 1e-8),
   `steps - 1` updates as the official `for _ in range(1, steps)`, and the final iterate is returned (the official
   "best latent" is an alias of the live tensor, so it is the final one too). The loss is
       15 * (10 * LPIPS(x*m, x0*m) + 5 * mean((x*m - x0*m)^2)) + CE(mean ensemble logits at the ROI, target labels)
   with x and x0 = G(w0) in [0, 1], m = 1 outside the edit region dilated by a 7x7 square (cv2.dilate 3x3, three
   iterations; pixels beyond the border never count), LPIPS with normalize=True averaged over the whole image, the
   MSE over all pixels and channels, and the cross-entropy averaged over the dilated region's pixels. The features
-  are upsampled with `nearest` on the full grid, as in the official losses (§4.6).
+  are upsampled with `nearest` on the full grid, as in the official losses (`nn_upsamplers`, utils/model_utils.py).
   The official loss also has an encoder regulariser, 1 * MSE(w, E(x)); jaxgan has no EditGAN encoder, so it is
   left out (the refinement below has none in the official code either).
-- §4.2, edit vectors. delta = w_edited - w0, stored with the class ids it touches: the classes of the region's
+- edit vectors (`edit_from_mask` in `run_app.py`):
+  delta = w_edited - w0, stored with the class ids it touches: the classes of the region's
   pixels whose label the target changes (before or after), background (0) excluded; see `touched_classes`.
-- §4.3, applying a vector: w = w_in + scale * delta (scale is the official `UI_scale / 2`). Refinement starts
+- applying a vector (`Tool.run_optimization_post_process`):
+  w = w_in + scale * delta (scale is the official `UI_scale / 2`). Refinement starts
   there and runs the same optimisation without an encoder term: the target labels are the segmentation of the
   vector's result, the region is the union of the pixels of the vector's classes before and after the vector,
   dilated, and the RGB reference is G(w_in). `steps` <= 1 means no optimisation, as `finetune_steps`.
@@ -304,7 +307,7 @@ def _check_edit_inputs(G: SplitModel, S: SplitModel, ws, targets, regions):
 
 def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, cfg: EditConfig | None = None, *,
          mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None) -> dict:
-    """EditGAN edits of N latents at once (§4.1).
+    """EditGAN edits of N latents at once (`Tool.run_optimization_editGAN`).
 
     ws [N, num_ws, w_dim] (W+), targets [N, H, W] class ids (the wanted segmentation; only its region pixels
     matter), regions [N, H, W] bool (the pixels the user edited; dilated here). Returns numpy arrays: `ws` (edited),
@@ -338,7 +341,7 @@ def apply_vector(ws, vector, scale: float):
 def apply_and_refine(G: SplitModel, S: SplitModel, lpips: SplitModel | None, ws, vector, class_ids, scale: float,
                      cfg: EditConfig | None = None, *, mesh=None, steps_per_call: int = 1,
                      on_progress: Callable[[int], None] | None = None) -> dict:
-    """Apply an edit vector to N latents, then (cfg.steps > 1) refine each as §4.3.
+    """Apply an edit vector to N latents, then (cfg.steps > 1) refine each as `Tool.run_optimization_post_process`.
 
     class_ids: the vector's classes (they define the refinement region). Returns `ws`, `images_before`,
     `labels_before`, `images_after`, `labels_after`, `losses` [N, updates, 4], and `region_pixels` [N] (0 where an

@@ -5,7 +5,8 @@ Pure host code (numpy, Pillow, json): no JAX here. Readers raise `jaxgan.images.
 `ValueError` (everything else) with one-line messages that name the file. Nothing here writes a file of the
 command's own: `write_label_png` and `edit_vector_writer` return `write(file)` callables that the CLI calls on
 files it writes atomically. Images are uint8 [H, W, C] with C = 1 or 3; label maps are int [H, W] class ids
-(../shared/specs/editgan.md §4.1-4.3).
+(as EditGAN's `Tool.run_optimization_editGAN` / `run_optimization_post_process` use them,
+nv-tlabs/editGAN_release@fef9ab8).
 
 Files
 -----

@@ -9,7 +9,8 @@ function of one image that is vmapped over many and sharded over devices.
   images area-downsampled to 256 px when larger. (The official script reads NVIDIA's `vgg16.pt`, a TorchScript
   export of the same LPIPS VGG16 network whose squared feature distance is the LPIPS distance; jaxgan uses its
   converted LPIPS v0.1 model.)
-* `embed_w_plus`: EditGAN's embedding (../shared/specs/editgan.md §3.3): W+ from a start latent (w_avg by default,
+* `embed_w_plus`: EditGAN's embedding (`run_embedding_optimization` in `utils/model_utils.py`,
+  nv-tlabs/editGAN_release@fef9ab8): W+ from a start latent (w_avg by default,
   EditGAN's encoder output when available), `steps - 1` Adam updates at lr get_lr(t, 0.1) (the same ramps),
   loss 10 LPIPS + 1 MSE on images in [0, 1], noise constant. EditGAN's extra encoder-consistency term needs its
   encoder and is left out until one is converted.

@@ -1,7 +1,7 @@
 """Training the DatasetGAN / EditGAN pixel-classifier ensemble on a few annotated images, and scoring it.
 
-Follows ../shared/specs/editgan.md §2.2 (EditGAN `train_interpreter.py`), with the classifiers of §2.1 and the
-features of §1.3 (`jaxgan.models.segbranch`):
+Follows EditGAN `train_interpreter.py` (`prepare_data`, `main`; nv-tlabs/editGAN_release@fef9ab8), with the
+classifiers of `models/DatasetGAN/classifer.py` and the features of `Generator.g_synthesis` (`jaxgan.models.segbranch`):
 - Inputs are W+ latents of the annotated images and their label masks on the out_res x out_res feature grid.
   Mask cleaning as the official code: in each image, every label id 1..49 with fewer than 30 pixels is set to 0.
 - Every pixel of every image is a training sample (background included). Its feature vector is the generator's
@@ -18,7 +18,7 @@ resolutions, float16, in `N x sum_k r_k^2 C_k x 2` bytes. For 32 images from a 5
 (maps 4,4, 8,8, ..., 512,512 px with 512,512,...,256,256,128,128,64,64 channels; sum_k r_k^2 C_k = 64,307,200)
 that is 4,115,660,800 bytes (4.1 GB, 3.83 GiB): 18x less than the official float16 stack, 55x less than its
 float16 + float32 copies. The two maps of each resolution are stored side by side as one [N, r, r, 2C] array (they
-are neighbours in the §1.3 order, so the feature vector is the same), which halves the gathers per pixel. A
+are neighbours in `g_synthesis`'s order, so the feature vector is the same), which halves the gathers per pixel. A
 batch's feature vectors are gathered inside the compiled step from the bilinear taps (`segbranch.pixel_features`
 with an image index per pixel), the float16 taps promoted to float32 before they are weighted. Each epoch also
 holds one permutation per model, `num_models x N x out_res^2 x 4` bytes (335 MB for ten models, 32 images, 512 px).
@@ -30,9 +30,10 @@ Deviations from the official trainer, none of which changes the recipe of a sing
   code trains them one after another, from one global torch seed.
 - The last partial batch of an epoch is dropped (PyTorch's DataLoader keeps it, as a smaller batch). With
   out_res a multiple of 8, out_res^2 is a multiple of 64 and nothing is dropped; the report says how many are.
-- Square grids only: the car domain's 512x384 crop (§1.2) is not modelled; its masks would be padded to 512.
+- Square grids only: the car domain's 512x384 crop (rows 64:448 in `train_interpreter.py`) is not modelled; its
+  masks would be padded to 512.
 
-`evaluate` segments images with the trained ensemble (EditGAN's rule: the argmax of the mean logits, §2.3) and
+`evaluate` segments images with the trained ensemble (EditGAN's `Tool.run_seg` rule: the argmax of the mean logits) and
 scores them against ground-truth masks: per-class accuracy (recall), pixel accuracy, per-class IoU and mIoU.
 """
 
@@ -116,7 +117,7 @@ def clean_masks(masks, min_pixels: int = 30) -> np.ndarray:
 def merge_same_resolution(maps):
     """Concatenate neighbouring maps of equal resolution on the channel axis ([N, r, r, C] each).
 
-    The generator gives two maps per resolution, next to each other in the §1.3 order, so the concatenated
+    The generator gives two maps per resolution, next to each other in `g_synthesis`'s order, so the concatenated
     feature vector is unchanged while a pixel needs half as many gathers (and the step compiles faster)."""
     merged = []
     for fmap in maps:
@@ -139,7 +140,7 @@ def _store_at(store, batch, start):
 
 def stored_features(G: SplitModel, ws, batch: int = 4):
     """Every image's layer features at their native resolutions: a tuple of float16 [N, r, r, C] device arrays,
-    one per resolution (`merge_same_resolution`), in the §1.3 channel order.
+    one per resolution (`merge_same_resolution`), in `g_synthesis`'s channel order.
 
     Computed `batch` images at a time into preallocated arrays (no concatenation, so the peak is the store plus
     one batch). The last batch is aligned to the end and recomputes a few images rather than compiling another

@@ -1,8 +1,10 @@
 """LPIPS v0.1 with the VGG16 trunk (richzhang/PerceptualSimilarity = PyPI `lpips` 0.1.4) as a Flax NNX module.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §3: §3.1 (scaling layer, unit normalisation with the eps added to
-the norm, squared difference, 1x1 lin layers without bias, spatial mean or bilinear upsampling, sum over layers),
-§3.2 (VGG16 `features` taps relu1_2 ... relu5_3) and §3.3 (the lin weights). Dropout in front of each lin layer is
+Follows richzhang/PerceptualSimilarity@082bb24: `LPIPS.forward` with `ScalingLayer` and `NetLinLayer` in
+`lpips/lpips.py` and `normalize_tensor` in `lpips/__init__.py` (scaling layer, unit normalisation with the eps added
+to the norm, squared difference, 1x1 lin layers without bias, spatial mean or bilinear upsampling, sum over layers),
+the `vgg16` class of `lpips/pretrained_networks.py` (VGG16 `features` taps relu1_2 ... relu5_3) and the lin weights
+`lpips/weights/v0.1/vgg.pth`. Dropout in front of each lin layer is
 the identity in eval mode, the official default, so it has no counterpart here.
 
 Names and layouts are the PyTorch ones: the trunk is `features.{0,2,5,...,28}.{weight,bias}` as in torchvision's
@@ -26,7 +28,7 @@ from jaxgan import parallel
 from jaxgan.nn.split import SplitModel, split
 from jaxgan.ops.resize import resize_bilinear
 
-# §3.1: ImageNet mean/std rewritten for inputs in [-1, 1] (2*mean - 1, 2*std), exactly the official constants
+# ImageNet mean/std rewritten for inputs in [-1, 1] (2*mean - 1, 2*std), exactly the official constants
 # (float32 buffers in `ScalingLayer`), not recomputed from the ImageNet values, which would differ in the last bit.
 SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
 SCALE = np.array([0.458, 0.448, 0.450], np.float32)
@@ -39,7 +41,7 @@ _VGG16_LAYOUT = ((0, 3, 64), (2, 64, 64), "M",
                  (10, 128, 256), (12, 256, 256), (14, 256, 256), "M",
                  (17, 256, 512), (19, 512, 512), (21, 512, 512), "M",
                  (24, 512, 512), (26, 512, 512), (28, 512, 512))
-# §3.2: slices [0:4], [4:9], [9:16], [16:23], [23:30] end after the ReLU of these convs (relu1_2 ... relu5_3).
+# lpips `vgg16`: slices [0:4], [4:9], [9:16], [16:23], [23:30] end after the ReLU of these convs (relu1_2 ... relu5_3).
 _VGG16_TAPS = (2, 7, 14, 21, 28)
 VGG16_CONV_INDICES = tuple(layer[0] for layer in _VGG16_LAYOUT if layer != "M")
 VGG16_TAP_CHANNELS = (64, 128, 256, 512, 512)
@@ -53,7 +55,7 @@ VERSIONS = ("0.1",)
 class LPIPSConfig:
     """What the model is; only the combination with released and tested weights exists (vgg, v0.1).
 
-    `net` selects the trunk (alex and squeeze are spec §3.2, not implemented); `version` '0.0' would drop the
+    `net` selects the trunk (alex and squeeze exist upstream, not implemented); `version` '0.0' would drop the
     scaling layer and use the v0.0 lin weights (the "normalization bug" release), also not implemented.
     """
 
@@ -121,7 +123,7 @@ class NetLinLayer(nnx.Module):
     """The official `NetLinLayer` in eval mode: Dropout (identity) then a 1x1 conv C -> 1 without bias."""
 
     def __init__(self, channels: int, *, rngs: nnx.Rngs):
-        # Released weights are non-negative (§3.3), hence the [0, 1/C) range for a freshly built module.
+        # Released weights (weights/v0.1/vgg.pth) are non-negative, hence the [0, 1/C) range for a freshly built module.
         self.weight = nnx.Param(jax.random.uniform(rngs.params(), (1, channels, 1, 1), jnp.float32, 0, 1 / channels))
 
     def __call__(self, d):
@@ -167,7 +169,7 @@ class LPIPS(nnx.Module):
     def __call__(self, x0, x1, spatial: bool = False):
         maps = self.layer_maps(x0, x1)
         if spatial:
-            # `nn.Upsample(size=(H, W), mode='bilinear', align_corners=False)` (spec §3.1, §6 item 2): the project's
+            # `nn.Upsample(size=(H, W), mode='bilinear', align_corners=False)` (lpips.py `upsample`): the project's
             # PyTorch-exact bilinear op, which never antialiases.
             per_layer = [resize_bilinear(m, x0.shape[1:3]) for m in maps]
         else:

@@ -1,11 +1,11 @@
 """pix2pixHD (NVIDIA/pix2pixHD `models/networks.py`) as Flax NNX modules used functionally.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1: the GlobalGenerator (§1.3) with its ResnetBlocks (§1.4), the
-LocalEnhancer (§1.5: global branch without its last three layers, on the input average-pooled once per enhancer,
-its last feature map added to each local front end), the numerics of §1.6 (jaxgan.ops.torch_layers), the input
-encoding of §1.7 (one-hot label ids, the instance edge map of `get_edges`, optional feature channels), the
-instance-wise feature Encoder (§1.10) and the MultiscaleDiscriminator (§1.11, pass i runs `scale{num_D-1-i}` on the
-input average-pooled i times).
+Follows NVIDIA/pix2pixHD@14b3b3c, `models/networks.py`: the `GlobalGenerator` with its `ResnetBlock`s, the
+`LocalEnhancer` (global branch without its last three layers, on the input average-pooled once per enhancer,
+its last feature map added to each local front end), the numerics of their PyTorch layers (jaxgan.ops.torch_layers),
+the input encoding of `Pix2PixHDModel.encode_input` in `models/pix2pixHD_model.py` (one-hot label ids, the instance
+edge map of `get_edges`, optional feature channels), the instance-wise feature `Encoder` and the
+`MultiscaleDiscriminator` (pass i runs `scale{num_D-1-i}` on the input average-pooled i times).
 
 Every `nn.Sequential` of the official code is a `Sequential` here whose members sit at their index as attribute
 name ("0", "1", ...), weightless layers (padding, norm, activations) included, so the module paths are the PyTorch
@@ -416,7 +416,7 @@ CONFIGS = tuple(_MODULES)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Input encoding (§1.7)
+# Input encoding (`Pix2PixHDModel.encode_input` and `get_edges`, models/pix2pixHD_model.py)
 
 
 def one_hot_labels(label_ids, label_nc: int):

@@ -1,16 +1,21 @@
 """The DatasetGAN / EditGAN segmentation branch: generator layer features and the pixel-classifier ensemble.
 
-Follows ../shared/specs/editgan.md:
-- §1.3: the features are the generator's const input and every synthesis layer's output after noise and activation
-  (`stylegan2.synthesis(..., return_features="layers")`), each upsampled to a common `out_res` grid with PyTorch's
-  `nn.Upsample(scale_factor)` rule, `nearest` or `bilinear` (align_corners=False), and concatenated in list order.
-- §2.1: each classifier is Linear-ReLU-BatchNorm1d-Linear-ReLU-BatchNorm1d-Linear, widths (128, 32) below 32 classes
+Follows EditGAN (nv-tlabs/editGAN_release@fef9ab8) and DatasetGAN (nv-tlabs/datasetGAN_release@588c5e9):
+- EditGAN `Generator.g_synthesis` (`models/stylegan2_pytorch/stylegan2_pytorch.py`) and the upsamplers of
+  `prepare_model` (`utils/model_utils.py`): the features are the generator's const input and every synthesis layer's
+  output after noise and activation (`stylegan2.synthesis(..., return_features="layers")`), each upsampled to a
+  common `out_res` grid with PyTorch's `nn.Upsample(scale_factor)` rule, `nearest` or `bilinear`
+  (align_corners=False), and concatenated in list order.
+- EditGAN `pixel_classifier` (`models/DatasetGAN/classifer.py`): each classifier is
+  Linear-ReLU-BatchNorm1d-Linear-ReLU-BatchNorm1d-Linear, widths (128, 32) below 32 classes
   and (256, 128) from 32 on, BatchNorm eps 1e-5; `num_models` of them form the ensemble. Their weights are stored
   stacked on a leading model axis, so the whole ensemble is one set of einsums.
-- §2.3: EditGAN averages the raw logits over the ensemble and takes the argmax; DatasetGAN takes each model's
+- EditGAN (`Tool.run_seg`, `models/EditGAN/EditGAN_tool.py`) averages the raw logits over the ensemble and takes
+  the argmax; DatasetGAN (`generate_data`, `datasetGAN/train_interpreter.py`) takes each model's
   argmax, a pixelwise majority vote (ties to the smallest class id, as `scipy.stats.mode`), and the JS uncertainty
   H(mean softmax) - mean H(softmax).
-- §4.6: bilinear for training and display, nearest inside the editing losses.
+- EditGAN's resampling per call site: bilinear for training and display (`train_interpreter.py`, `Tool.run_seg`),
+  nearest inside the editing losses (`Tool.run_optimization_editGAN`, `Tool.run_optimization_post_process`).
 
 Memory. The official code upsamples every map to out_res and concatenates them (6016 x 512 x 512 floats, 5.9 GiB
 per image at 512 px) before the first Linear layer. Here that stack never exists. Features are gathered only at
@@ -104,12 +109,13 @@ def check_compatible(layout: FeatureLayout, cfg: SegBranchConfig) -> None:
 
 
 def layer_features(G: SplitModel, ws):
-    """ws [N, num_ws, w_dim] -> (images [N, R, R, 3], tuple of [N, r, r, C] maps in the §1.3 order)."""
+    """ws [N, num_ws, w_dim] -> (images [N, R, R, 3], tuple of [N, r, r, C] maps in EditGAN's `g_synthesis` order)."""
     return stylegan2.synthesis(G, ws, return_features="layers")
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Resampling taps (§4.6): nn.Upsample(scale_factor=out/in), so the source scale is in/out.
+# Resampling taps (the upsamplers of EditGAN's `prepare_model`): nn.Upsample(scale_factor=out/in), so the source
+# scale is in/out.
 
 
 @functools.cache
@@ -314,7 +320,7 @@ def segment_logits(S: SplitModel, features: Sequence, out_res: int, mode: str, *
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Ensembling (§2.3), on per-model logits [..., M, C]
+# Ensembling (EditGAN `Tool.run_seg`, DatasetGAN `generate_data`), on per-model logits [..., M, C]
 
 
 def mean_logits(logits):

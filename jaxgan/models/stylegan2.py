@@ -1,11 +1,12 @@
 """StyleGAN2 generator and discriminator as Flax NNX modules used functionally.
 
-Follows ../shared/specs/stylegan2.md §1.2 (mapping, truncation), §1.3 (synthesis blocks, w indexing, noise,
-skip / orig / resnet architectures) and §1.5 (discriminator, minibatch std, conditioning), i.e.
-stylegan2-ada-pytorch `training/networks.py`. Module and attribute names are the PyTorch state-dict names
+Follows stylegan2-ada-pytorch `training/networks.py` (NVlabs/stylegan2-ada-pytorch@d72cc7d): `MappingNetwork`
+(mapping, truncation), `SynthesisNetwork` and `SynthesisBlock` (synthesis blocks, w indexing, noise, skip / orig /
+resnet architectures) and `Discriminator`, `DiscriminatorBlock`, `MinibatchStdLayer` and `DiscriminatorEpilogue`
+(discriminator, minibatch std, conditioning). Module and attribute names are the PyTorch state-dict names
 (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b4.fc.weight`), and weights keep the PyTorch layout,
 so the stylegan2-ada key map is the identity. Activations are NHWC; everything runs in float32 (the official
-fp16 blocks are matched through `force_fp32=True`, §1.4).
+fp16 blocks are matched through `force_fp32=True` of `SynthesisBlock.forward`).
 
 Models take a frozen config and nothing else. `split()` turns a module into a `SplitModel` pytree of
 (graphdef, params, buffers) once; the public compute API (`mapping`, `synthesis`, `generate`, `discriminate`)
@@ -290,7 +291,7 @@ class SynthesisNetwork(nnx.Module):
         w_idx = 0
         for res in cfg.block_resolutions:
             block = getattr(self, f"b{res}")
-            # Each block's torgb shares its w with the next block's conv0 (spec §1.3).
+            # Each block's torgb shares its w with the next block's conv0 (`SynthesisNetwork.forward`).
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
             w_idx += block.num_conv
             key = None if noise_key is None else jax.random.fold_in(noise_key, res)
@@ -311,7 +312,7 @@ class Generator(nnx.Module):
 
 
 def minibatch_std(x, group_size: int | None, num_channels: int):
-    """Append the per-group feature standard deviation as `num_channels` channels (spec §1.5, pitfall 9).
+    """Append the per-group feature standard deviation as `num_channels` channels (`MinibatchStdLayer.forward`).
 
     Samples are grouped by index modulo N / G, as the official reshape(G, -1, ...) does.
     """

@@ -1,6 +1,6 @@
 """torchvision's VGG19 `features` up to relu5_1, the trunk of pix2pixHD's perceptual (VGG) loss, as a Flax NNX module.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.12: pix2pixHD's `Vgg19` cuts torchvision's `vgg19().features`
+Follows pix2pixHD's `Vgg19` (`models/networks.py`, NVIDIA/pix2pixHD@14b3b3c): it cuts torchvision's `vgg19().features`
 into the slices [0:2], [2:7], [7:12], [12:21], [21:30], whose ends are relu1_1, relu2_1, relu3_1, relu4_1 and
 relu5_1. Only the 13 convs up to index 28 run; the rest of the file (convs 30, 32, 34, the classifier) is never
 used. The input is the image as it is, in [-1, 1]: pix2pixHD applies no ImageNet normalisation.

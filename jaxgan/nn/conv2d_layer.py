@@ -1,7 +1,8 @@
-"""Equalised-learning-rate convolution with resampling: stylegan2-ada-pytorch `Conv2dLayer` (spec §1.1).
+"""Equalised-learning-rate convolution with resampling: stylegan2-ada-pytorch `Conv2dLayer`.
 
 Weight [O, I, k, k] scaled by `1/sqrt(I*k*k)`; `flip_weight = (up == 1)` exactly as the official layer (it only
 selects the equivalent fast path); bias, activation with gain `def_gain * gain` and clamp `conv_clamp * gain`.
+Upstream: `Conv2dLayer` in `training/networks.py` of NVlabs/stylegan2-ada-pytorch@d72cc7d.
 """
 
 import jax

@@ -1,8 +1,9 @@
-"""Equalised-learning-rate dense layer: stylegan2-ada-pytorch `FullyConnectedLayer` (spec stylegan2.md §1.1).
+"""Equalised-learning-rate dense layer: stylegan2-ada-pytorch `FullyConnectedLayer`.
 
 The weight is stored divided by `lr_multiplier` and scaled by `lr_multiplier / sqrt(in_features)` at run time;
 the bias is scaled by `lr_multiplier`. So the forward depends on `lr_multiplier`, which converters read from the
-checkpoint's constructor arguments.
+checkpoint's constructor arguments. Upstream: `FullyConnectedLayer` in `training/networks.py` of
+NVlabs/stylegan2-ada-pytorch@d72cc7d.
 """
 
 import jax

@@ -1,10 +1,13 @@
-"""Style-modulated layers of the StyleGAN2 synthesis network: `SynthesisLayer` and `ToRGBLayer` (spec §1.3).
+"""Style-modulated layers of the StyleGAN2 synthesis network: `SynthesisLayer` and `ToRGBLayer`.
 
 SynthesisLayer: `affine` maps w to per-input-channel styles (its stored bias already includes the +1), modulated
 3x3 convolution with demodulation (up=2 for each block's `conv0`), noise added after demodulation and before the
 bias, then lrelu with gain sqrt(2) and the conv clamp. The weight gets no `1/sqrt(fan_in)`: demodulation removes it.
 
 ToRGBLayer: styles scaled by `1/sqrt(I*k*k)`, no demodulation, 1x1 convolution, bias, clamp, no activation.
+
+Upstream: `SynthesisLayer`, `ToRGBLayer` and `modulated_conv2d` in `training/networks.py` of
+NVlabs/stylegan2-ada-pytorch@d72cc7d.
 """
 
 import jax

@@ -1,7 +1,7 @@
 """pix2pixHD training: the LSGAN, feature-matching and VGG losses, and one jitted G / D update with Adam.
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.12 (pix2pixHD_model.py:152-193, networks.py:68-124,
-train.py:78-79):
+Follows NVIDIA/pix2pixHD@14b3b3c: `Pix2PixHDModel.forward` (models/pix2pixHD_model.py:152-193), `GANLoss` and
+`VGGLoss` (models/networks.py:68-124) and the loss sums of train.py:78-79:
 
 * GAN loss (LSGAN, the default): for each discriminator pass, the mean squared error of its final prediction
   against 1 (real) or 0 (fake), summed over the passes.

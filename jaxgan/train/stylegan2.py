@@ -23,8 +23,8 @@ buffers (w_avg, noise) are copied from G. The mapping network's learning-rate mu
 model: FullyConnected stores weights divided by it and scales them at run time, so Adam's steps on the stored
 weights are that much smaller in effect, exactly as in the official equalised-learning-rate layers.
 
-Data parallelism (../shared/specs/jax_ecosystem.md §3): each phase is `jit(shard_map(...))` over the 1-D `data`
-mesh. Every device holds the whole state, runs its slice of the batch (so minibatch-std groups and style-mixing
+Data parallelism (JAX docs, 'Manual parallelism with shard_map'): each phase is `jit(shard_map(...))` over the 1-D
+`data` mesh. Every device holds the whole state, runs its slice of the batch (so minibatch-std groups and style-mixing
 cutoffs stay per device, as per GPU in the official code), and gradients, loss values, the w_avg batch mean and the
 path-length mean are averaged over the mesh with `pmean` (the official code keeps a pl_mean per GPU). Random
 numbers come from `fold_in(fold_in(fold_in(key, iteration), phase), device)`, so a run is a function of its seed.
