@@ -15,6 +15,7 @@ or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the t
 import json
 from pathlib import Path
 
+from checkpoints_convert.formats import SOURCE_KINDS, TWO_FILE_KINDS
 from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.lpips_vgg import convert_lpips_vgg
 from checkpoints_convert.pix2pixhd import convert_pix2pixhd
@@ -27,8 +28,7 @@ from jaxgan.checkpoint import save_checkpoint
 from jaxgan.files import sha256_of
 
 CONVERTER_VERSION = "1.0"
-KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19")
-TWO_FILE_KINDS = ("lpips-vgg",)  # these take the second file as `lin`
+KINDS = SOURCE_KINDS
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19}
 
 

@@ -1,5 +1,7 @@
 """The bundled demo model: where it lives, the name `demo` that every command accepts for it, and the demo job.
 
+The command-line argument that accepts `demo` is `jaxgan.cli.common.CHECKPOINT`.
+
 jaxgan ships one small StyleGAN2 generator trained by jaxgan itself on the procedural toyfaces dataset
 (`jaxgan.data.toyfaces`, issue 8), so that `jaxgan demo` and every command that takes a checkpoint work offline on
 a fresh clone. It is an ordinary jaxgan checkpoint directory (`jaxgan.json` + orbax state) installed as package
@@ -11,8 +13,6 @@ is reached as `./demo`.
 """
 
 from pathlib import Path
-
-import click
 
 DEMO_NAME = "demo"
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "demo"
@@ -33,32 +33,6 @@ def bundled_checkpoint() -> Path:
 def resolve_checkpoint(value) -> Path:
     """`demo` -> the bundled checkpoint; anything else is taken as a path, returned unchanged."""
     return bundled_checkpoint() if str(value) == DEMO_NAME else Path(value)
-
-
-class CheckpointArgument(click.ParamType):
-    """A jaxgan checkpoint directory on the command line, or `demo` for the bundled model."""
-
-    name = "checkpoint"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, Path) and value.is_dir():
-            return value
-        if str(value) == DEMO_NAME:
-            try:
-                return bundled_checkpoint()
-            except BundledModelMissing as e:
-                self.fail(str(e), param, ctx)
-        path = Path(value)
-        if not path.exists():
-            self.fail(f"{value!r} does not exist (give a jaxgan checkpoint directory, or 'demo' for the bundled "
-                      "model)", param, ctx)
-        if not path.is_dir():
-            self.fail(f"{value!r} is a file, not a checkpoint directory; convert it first with `jaxgan convert`",
-                      param, ctx)
-        return path
-
-
-CHECKPOINT = CheckpointArgument()
 
 
 # What `jaxgan demo` does with the bundled model. The drag is written for the bundled model's 64 px faces (radii are

@@ -92,3 +92,7 @@ def map_chunks(program, shared, problems, *, batch_size: int, mesh: Mesh, on_chu
         if on_chunk is not None:
             on_chunk(n)
     return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+
+
+def local_device_count() -> int:
+    return len(jax.local_devices())

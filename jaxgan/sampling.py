@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import parallel
+from jaxgan.latents import as_latents
 from jaxgan.models import stylegan2
 from jaxgan.nn.split import SplitModel
 
@@ -45,6 +46,41 @@ def one_hot_labels(class_idx: int | None, c_dim: int, count: int) -> np.ndarray:
     c = np.zeros((count, c_dim), np.float32)
     c[:, class_idx] = 1
     return c
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationJob:
+    """What to generate: the inputs of `generate_images` (z with labels c, or ws), one id per image (its noise key
+    and file name) and the images' file names (seedNNNN.png for seeds, imgNNNN.png for rows of z or ws)."""
+
+    inputs: dict
+    ids: list
+    names: list
+
+
+def generation_job(gcfg, *, seeds=None, z=None, ws=None, class_idx: int | None = None) -> GenerationJob:
+    """The generation job of exactly one of: seeds (z as generate.py draws them), a z array [N, z_dim], or latents
+    in any shape `jaxgan.latents` accepts; class_idx labels z for conditional networks."""
+    if sum(x is not None for x in (seeds, z, ws)) != 1:
+        raise ValueError("give exactly one of seeds, z and ws")
+    if ws is not None:
+        if class_idx is not None:
+            raise ValueError("a class index applies to seeds or z, not to ws")
+        ws = as_latents(ws, gcfg.num_ws, gcfg.w_dim)
+        ids = list(range(len(ws)))
+        inputs = {"ws": ws}
+    else:
+        if seeds is not None:
+            z = z_from_seeds(seeds, gcfg.z_dim)
+        z = np.asarray(z)
+        if z.ndim != 2 or z.shape[1] != gcfg.z_dim:
+            raise ValueError(f"z must have shape (N, {gcfg.z_dim}), got {z.shape}")
+        ids = list(seeds) if seeds is not None else list(range(len(z)))
+        inputs = {"z": z, "c": one_hot_labels(class_idx, gcfg.c_dim, len(z))}
+    if not ids:
+        raise ValueError("nothing to generate: the input has no rows")
+    names = [f"seed{s:04d}.png" for s in ids] if seeds is not None else [f"img{i:04d}.png" for i in ids]
+    return GenerationJob(inputs=inputs, ids=ids, names=names)
 
 
 def noise_keys(ids, noise_seed: int = 0):

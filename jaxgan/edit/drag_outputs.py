@@ -338,3 +338,12 @@ def output_files(result: DragResult, *, checkpoint, settings: dict, trace_file: 
     doc = summary(result, checkpoint=checkpoint, settings=settings, outputs=outputs)
     files[SUMMARY_NAME] = json_writer(doc)
     return files
+
+
+def result_line(result: DragResult) -> str:
+    """The line `jaxgan drag` prints for a finished session: why it stopped, where the handles are."""
+    final = result.trace["points"][-1]
+    distance = float(np.sqrt(np.sum((result.targets - final) ** 2, axis=-1)).max())
+    return (f"{result.job.name + ': ' if result.job.name else ''}"
+            f"{'reached targets' if result.reached else 'step limit'} after {result.steps_done} steps, "
+            f"handles at {';'.join(f'{y},{x}' for y, x in final)} (farthest {distance:.1f} px from its target)")

@@ -61,7 +61,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from jaxgan.images import ImageError, default_font, open_image, rgb
+from jaxgan.files import json_writer
+from jaxgan.images import ImageError, default_font, open_image, png_writer, rgb
 from jaxgan.palette import voc_palette
 
 EDIT_VECTOR_FORMAT, EDIT_VECTOR_VERSION = "jaxgan-editgan-vector", 1
@@ -514,3 +515,95 @@ def before_after_figure(before_image: np.ndarray, before_labels: np.ndarray, aft
 def title_height(image_height: int) -> int:
     """Height of the title band of `before_after_figure` for images `image_height` px tall."""
     return _font_size(image_height) + 12
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The files of `jaxgan editgan seg | edit | apply | train-seg`
+
+
+def read_annotated_pairs(latents_dir: Path, masks_dir: Path, num_classes: int, resolution: int, num_ws: int,
+                         w_dim: int):
+    """(names, ws [N, num_ws, w_dim], masks [N, res, res]) of the NAME.npy / NAME.png pairs of two folders; each
+    latent file holds one W+ latent (read by `jaxgan.latents.read_latent`)."""
+    from jaxgan.latents import read_latent
+    latents = {p.stem: p for p in sorted(Path(latents_dir).glob("*.npy"))}
+    masks = {p.stem: p for p in sorted(Path(masks_dir).glob("*.png"))}
+    if not latents:
+        raise ValueError(f"{latents_dir} holds no .npy latents")
+    unmatched = sorted(set(latents) ^ set(masks))
+    if unmatched:
+        raise ValueError(f"latents and masks are paired by file name (NAME.npy with NAME.png); unpaired: "
+                         f"{', '.join(unmatched[:5])}{' ...' if len(unmatched) > 5 else ''}")
+    names = sorted(latents)
+    ws = np.stack([read_latent(latents[name], num_ws, w_dim) for name in names])
+    labels = [read_label_png(masks[name], num_classes, resolution) for name in names]
+    return names, ws, np.stack(labels)
+
+
+def seg_files(names, pixels, labels, uncertainty, ws, num_classes: int, class_names, header: dict) -> dict:
+    """The outputs of `jaxgan editgan seg`: per image NAME.png, NAME_labels.png, NAME_seg.png; ws.npy, seg.json."""
+    files = {"ws.npy": lambda f: np.save(f, ws),
+             "seg.json": json_writer({**header, "images": [
+                 {"name": n, "uncertainty": float(u), "classes": sorted(int(c) for c in np.unique(lab))}
+                 for n, u, lab in zip(names, uncertainty, labels)]})}
+    for name, image, label in zip(names, pixels, labels):
+        files[f"{name}.png"] = png_writer(image)
+        files[f"{name}_labels.png"] = write_label_png(label)
+        files[f"{name}_seg.png"] = png_writer(segmentation_figure(image, label, num_classes, class_names))
+    return files
+
+
+def edit_files(names, result: dict, regions, num_classes: int, class_names, meta: dict, header: dict,
+               loss_names) -> tuple[dict, list[str]]:
+    """(files, report lines) of `jaxgan editgan edit` for the result of `editgan.edit`: per edit NAME_after.png,
+    NAME_labels.png, NAME_compare.png, NAME_vector.npz (and edit_vector.npz for a single edit); ws_edited.npy and
+    edit.json. `meta` goes into every edit vector; `header` starts edit.json."""
+    from jaxgan.sampling import to_uint8
+    before, after = to_uint8(result["images_before"]), to_uint8(result["images_after"])
+    files = {"ws_edited.npy": lambda f: np.save(f, result["ws"])}
+    entries, lines = [], []
+    for i, name in enumerate(names):
+        losses, class_ids = result["losses"][i], result["class_ids"][i]
+        vector_meta = {**meta, **({"class_names": [class_names[c] for c in class_ids]} if class_names else {})}
+        files[f"{name}_after.png"] = png_writer(after[i])
+        files[f"{name}_labels.png"] = write_label_png(result["labels_after"][i])
+        files[f"{name}_compare.png"] = png_writer(before_after_figure(
+            before[i], result["labels_before"][i], after[i], result["labels_after"][i], num_classes,
+            region=regions[i], names=class_names))
+        files[f"{name}_vector.npz"] = edit_vector_writer(result["vectors"][i], class_ids, vector_meta)
+        if len(names) == 1:
+            files["edit_vector.npz"] = edit_vector_writer(result["vectors"][i], class_ids, vector_meta)
+        entries.append({
+            "name": name, "class_ids": class_ids, "region_pixels": int(result["region_pixels"][i]),
+            "first": dict(zip(loss_names, map(float, losses[0]))) if len(losses) else {},
+            "last": dict(zip(loss_names, map(float, losses[-1]))) if len(losses) else {},
+            "vector_norm": float(np.linalg.norm(result["vectors"][i])),
+        })
+        if len(losses):
+            lines.append(f"{name}: cross-entropy in the region {losses[0][2]:.4f} -> {losses[-1][2]:.4f}, "
+                         f"LPIPS outside {losses[-1][0]:.4f}; classes {class_ids}")
+    files["edit.json"] = json_writer({**header, "loss_names": list(loss_names), "edits": entries})
+    return files, lines
+
+
+def apply_files(names, result: dict, class_ids, num_classes: int, class_names, header: dict,
+                loss_names) -> tuple[dict, list[dict]]:
+    """(files, entries) of `jaxgan editgan apply` for the result of `editgan.apply_and_refine`: per image
+    NAME_after.png, NAME_labels.png, NAME_compare.png; ws_after.npy and apply.json (`header` + the entries)."""
+    from jaxgan.sampling import to_uint8
+    before, after = to_uint8(result["images_before"]), to_uint8(result["images_after"])
+    files = {"ws_after.npy": lambda f: np.save(f, result["ws"])}
+    entries = []
+    for i, name in enumerate(names):
+        region = (np.isin(result["labels_before"][i], class_ids) | np.isin(result["labels_after"][i], class_ids)
+                  if class_ids else None)
+        files[f"{name}_after.png"] = png_writer(after[i])
+        files[f"{name}_labels.png"] = write_label_png(result["labels_after"][i])
+        files[f"{name}_compare.png"] = png_writer(before_after_figure(
+            before[i], result["labels_before"][i], after[i], result["labels_after"][i], num_classes,
+            region=region, names=class_names))
+        losses = result["losses"][i]
+        entries.append({"name": name, "refined_region_pixels": int(result["region_pixels"][i]),
+                        "last": dict(zip(loss_names, map(float, losses[-1]))) if len(losses) else {}})
+    files["apply.json"] = json_writer({**header, "images": entries})
+    return files, entries

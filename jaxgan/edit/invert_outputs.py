@@ -188,3 +188,39 @@ def summary(*, checkpoint, lpips_checkpoint, settings: dict, loss_names, images:
 
 def summary_file(doc: dict) -> Callable[[Any], None]:
     return json_writer(doc)
+
+
+def inversion_files(G, sources, targets, result: dict, *, checkpoint, lpips_checkpoint, settings: dict):
+    """({file name: write(file)}, report lines) for the results of `invert.invert_images` on the images read from
+    `sources` (paths; `targets` are their [H, W, C] arrays in [-1, 1]): every image's files, then invert.json.
+    `settings` holds the method's config dataclass under "config"."""
+    import dataclasses
+
+    from jaxgan.edit import invert
+    from jaxgan.sampling import to_uint8
+    space, method = settings["space"], settings["method"]
+    loss_names = result["loss_names"]
+    noise_keys = invert.noise_buffer_names(G)  # the order of result["noise"]
+    names = unique_names(sources)
+    target_pixels = to_uint8(np.stack(targets))
+    recon_pixels = to_uint8(result["images"])
+    with_noise = space == "w"
+    files, entries, lines = {}, [], []
+    for i, (name, path) in enumerate(zip(names, sources)):
+        losses = result["losses"][i]
+        noise = {k: maps[i] for k, maps in zip(noise_keys, result["noise"])} if with_noise else None
+        files.update(output_files(
+            name, target=target_pixels[i], reconstruction=recon_pixels[i], ws=result["ws"][i], losses=losses,
+            loss_names=loss_names, noise=noise,
+            title=f"{name}: {method if space in method else f'{method} ({space})'}, "
+                  f"final LPIPS {float(result['lpips'][i]):.4f}"))
+        entries.append(image_entry(name, path, lpips=result["lpips"][i], mse=result["mse"][i], psnr=result["psnr"][i],
+                                   final_losses=dict(zip(loss_names, losses[-1])) if len(losses) else {},
+                                   with_noise=with_noise))
+        lines.append(f"{name}: LPIPS {float(result['lpips'][i]):.4f}, MSE {float(result['mse'][i]):.5f}, "
+                     f"PSNR {float(result['psnr'][i]):.2f} dB")
+    settings = {**settings, "config": dataclasses.asdict(settings["config"])}
+    doc = summary(checkpoint=checkpoint, lpips_checkpoint=lpips_checkpoint, settings=settings, loss_names=loss_names,
+                  images=entries)
+    files[SUMMARY_NAME] = summary_file(doc)
+    return files, lines

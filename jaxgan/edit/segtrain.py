@@ -402,3 +402,20 @@ def evaluate(S: SplitModel, G: SplitModel, ws, masks, out_res: int | None = None
         prediction = np.asarray(_segment_one(S, G, w, out_res=out_res, mode=mode))
         confusion += confusion_matrix(mask, prediction, num_classes)
     return segmentation_metrics(confusion)
+
+
+def training_record(checkpoint, names, seed: int, num_models: int, cfg, report: dict, class_names=None,
+                    held_out=None, metrics=None) -> dict:
+    """The sidecar entries of a trained segmentation branch: how it was trained, its class names, and its scores on
+    held-out images (`held_out` = (names, ws, masks), `metrics` from `evaluate`)."""
+    meta = {"training": {"checkpoint": str(checkpoint), "annotated": list(names), "seed": seed,
+                         "num_models": num_models, "config": dataclasses.asdict(cfg),
+                         "iterations": report["iterations"], "epochs": report["epochs"],
+                         "stopped_early": report["stopped_early"], "feature_bytes": report["feature_bytes"]}}
+    if class_names is not None:
+        meta["class_names"] = class_names
+    if metrics is not None:
+        meta["evaluation"] = {"images": held_out[0], **{k: metrics[k] for k in
+                                                          ("pixel_accuracy", "miou", "per_class_accuracy",
+                                                           "per_class_iou")}}
+    return meta

@@ -1,9 +1,10 @@
-"""`jaxgan train`: train a StyleGAN2 on the procedural toyfaces (jaxgan/train/run.py, jaxgan/train/stylegan2.py)."""
+"""`jaxgan train`: train a StyleGAN2 on the procedural toyfaces, by `jaxgan.train.run.run_training`."""
 
-import sys
 from pathlib import Path
 
 import click
+
+from jaxgan.cli.common import progress
 
 
 @click.command("train")
@@ -46,8 +47,7 @@ def train_command(config, out, kimg, resume, snapshot_kimg, tick_kimg, batch_siz
     total = int(round(kimg * 1000))
     click.echo(f"training {config} at {cfg.resolution} px, batch {cfg.batch_size}, to {kimg:g} kimg in {out}",
                err=True)
-    with click.progressbar(length=total, label="training", file=sys.stderr,
-                           item_show_func=lambda text: text) as bar:
+    with progress(total, "training", item_show_func=lambda text: text) as bar:
         shown = [0]
 
         def on_tick(tick):

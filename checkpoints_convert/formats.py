@@ -1,0 +1,7 @@
+"""The source formats `jaxgan convert` reads, by name: the one list the converter and the command line share.
+
+A leaf module (no imports), so that the command line can offer the choices without importing the converters.
+"""
+
+SOURCE_KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19")
+TWO_FILE_KINDS = ("lpips-vgg",)  # these take a second file, `lin`

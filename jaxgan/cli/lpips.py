@@ -1,0 +1,57 @@
+"""`jaxgan lpips`: LPIPS distances between images, by `jaxgan.models.lpips.lpips_distances`."""
+
+from pathlib import Path
+
+import click
+
+from jaxgan.cli.common import load_images, load_lpips, lpips_option, reports_errors
+
+
+@click.command("lpips")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@lpips_option
+@click.option("--all-pairs", is_flag=True, help="Compare every pair of images, not just the first with the others.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object {\"lpips_checkpoint\", \"pairs\": [{\"a\", \"b\", \"distance\"}]} instead.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Pairs per device per step.")
+@reports_errors
+def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
+    """LPIPS distance (v0.1, vgg) between images, as the lpips package computes it.
+
+    With two images, prints their distance; with more, the distance of the first to each of the others, or of
+    every pair with --all-pairs. One line per pair: `A B DISTANCE` (6 decimals). Images are read as RGB and mapped
+    to [-1, 1] by x / 127.5 - 1, without crop or resize (the lpips package's im2tensor; alpha is dropped with a
+    note); they must all have the same size, at least 16x16.
+
+    \b
+    Examples:
+      jaxgan lpips --lpips lpips-vgg photo.png inverted/photo_recon.png
+      JAXGAN_LPIPS=lpips-vgg jaxgan lpips --all-pairs --json a.png b.png c.png
+    """
+    import numpy as np
+
+    from jaxgan.files import json_text
+    from jaxgan.images import load_rgb_pm1
+    from jaxgan.models.lpips import MIN_SIZE, lpips_distances, lpips_pairs
+
+    if len(images) < 2:
+        raise click.UsageError("give at least two images to compare")
+    model = load_lpips(lpips_ckpt)
+    arrays = load_images(images, load_rgb_pm1)
+    height, width = arrays[0].shape[:2]
+    for path, array in zip(images[1:], arrays[1:]):
+        if array.shape[:2] != (height, width):
+            raise ValueError(f"{images[0]} is {width}x{height} pixels but {path} is {array.shape[1]}x"
+                             f"{array.shape[0]}: LPIPS compares images of the same size (crop or resize first)")
+    if min(height, width) < MIN_SIZE:
+        raise ValueError(f"the images are {width}x{height} pixels; LPIPS (vgg) needs at least {MIN_SIZE}x{MIN_SIZE}")
+    pairs = lpips_pairs(len(images), all_pairs)
+    distances = lpips_distances(model, np.stack(arrays), pairs, batch_size=batch_size)
+    if as_json:
+        click.echo(json_text({"lpips_checkpoint": str(Path(lpips_ckpt).resolve()),
+                              "pairs": [{"a": str(images[i]), "b": str(images[j]), "distance": float(d)}
+                                        for (i, j), d in zip(pairs, distances)]}), nl=False)
+    else:
+        for (i, j), d in zip(pairs, distances):
+            click.echo(f"{images[i]} {images[j]} {d:.6f}")
