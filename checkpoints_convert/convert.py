@@ -28,7 +28,6 @@ from jaxgan.checkpoint import save_checkpoint
 from jaxgan.files import sha256_of
 
 CONVERTER_VERSION = "1.0"
-KINDS = SOURCE_KINDS
 _CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19}
 
 
@@ -70,8 +69,8 @@ def convert_file(src, dst, kind: str = "auto", lin=None, *, label_nc: int | None
     Raises CheckpointError (unreadable, corrupt or unsafe file) or ConversionError (the networks do not map onto
     jaxgan's); nothing is written at `dst` in either case.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"kind must be one of {SOURCE_KINDS}, got {kind!r}")
     encoding = {"label_nc": label_nc, "no_instance": no_instance, "feat_num": feat_num}
     if kind != "pix2pixhd" and any(v is not None for v in encoding.values()):
         raise ValueError("label_nc, no_instance and feat_num only go with kind 'pix2pixhd'")

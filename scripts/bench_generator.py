@@ -95,7 +95,8 @@ def build_generator(args):
 
 
 def analytic_flops(cfg) -> dict:
-    """FLOPs (2 x multiply-adds) per image of the forward pass, per op class (../shared/specs/stylegan2.md §4.1):
+    """FLOPs (2 x multiply-adds) per image of the forward pass, per op class (counted from the layer shapes of
+    stylegan2-ada-pytorch `training/networks.py`):
 
     per synthesis block at resolution R with C_in -> C channels: the up-layer's transposed 3x3 conv
     (R/2)^2 * C_in * C * 9 MACs (each input pixel meets 9 taps), its 4x4 FIR on the dense output R^2 * C * 16,

@@ -2,7 +2,8 @@
 ops, the step-by-step reference (zero-stuff + depthwise convolution, the XLA formulation before the polyphase one).
 
 Writes one JSON object (stdout, and `--out`). Shapes follow one synthesis layer at `--resolution` with
-`--channels` channels and batch `--batch` (see ../shared/specs/stylegan2.md §4.1 for where the time goes):
+`--channels` channels and batch `--batch` (the layer shapes where the
+generator spends its time, by `bench_generator.py`'s analytic FLOP count):
 
 * upfirdn2d_up2: `upsample2d` [1,3,3,1] of [N, R/2, R/2, C] (the skip architecture's image upsampling, and every
   1x1 up-conv);

@@ -214,7 +214,7 @@ def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProb
     [N, updates, 4] in LOSS_NAMES order). The problems are split over `mesh` (default: up to N local devices)."""
     count = problems.w_start.shape[0]
     # Default: one device per problem up to all local devices (padding a single edit to 8 copies helps no one).
-    mesh = parallel.data_mesh(jax.local_devices()[:count]) if mesh is None else mesh
+    mesh = parallel.mesh_for(count) if mesh is None else mesh
     states = jax.vmap(init_state)(jnp.asarray(problems.w_start))
     shared = parallel.replicate((G, S, lpips), mesh)
     batched, _ = parallel.pad_problems((problems, jax.tree_util.tree_map(np.asarray, states)), mesh.devices.size)
@@ -240,34 +240,36 @@ ENSEMBLE_RULES = ("mean", "vote")
 
 
 @functools.cache
-def _render_program(mode: str, tile: int, ensemble: str):
+@functools.cache  # one program per (mode, tile, ensemble, mesh), so repeated calls reuse its compilations
+def _render_program(mode: str, tile: int, ensemble: str, mesh):
     def one(G, S, w):
         image, feats = segbranch.layer_features(G, w[None])
         logits = segbranch.segment_logits(S, tuple(f[0] for f in feats), image.shape[1], mode, tile=tile)
         labels = segbranch.mean_logit_labels(logits) if ensemble == "mean" else segbranch.majority_vote(logits)
         return image[0], labels, segbranch.image_uncertainty(segbranch.js_uncertainty(logits))
-    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+
+    def per_device(models, ws):
+        G, S = models
+        return jax.vmap(one, in_axes=(None, None, 0))(G, S, ws)
+    return parallel.shard_problems(per_device, mesh)
 
 
 def render_with_uncertainty(G: SplitModel, S: SplitModel, ws, mode: str = "bilinear",
-                            tile: int = segbranch.DEFAULT_TILE, ensemble: str = "mean"):
+                            tile: int = segbranch.DEFAULT_TILE, ensemble: str = "mean", mesh=None):
     """Images [N, H, W, C] in [-1, 1], segmentations [N, H, W] (int32) and DatasetGAN's uncertainty score [N]
     (mean of the top tenth of the pixels' JS divergence) of latents [N, num_ws, w_dim].
 
     mode: `bilinear` is the official display path, `nearest` the one the losses use. ensemble: `mean` (EditGAN:
     argmax of the mean logits) or `vote` (DatasetGAN: majority of the models' argmaxes). At most RENDER_CHUNK images
-    at a time (the last chunk padded, so one shape compiles), so memory does not grow with N."""
+    per device at a time (the last chunk padded, so one shape compiles), so memory does not grow with N; spread
+    over `mesh` (default: as many local devices as latents)."""
     if ensemble not in ENSEMBLE_RULES:
         raise ValueError(f"ensemble must be one of {ENSEMBLE_RULES}, got {ensemble!r}")
     segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
     ws = np.asarray(ws, np.float32)
-    chunk = min(len(ws), RENDER_CHUNK)
-    program = _render_program(mode, tile, ensemble)
-    outputs = []
-    for start in range(0, len(ws), chunk):
-        part, n = parallel.pad_problems(ws[start: start + chunk], chunk)
-        outputs.append([np.asarray(a)[:n] for a in program(G, S, jnp.asarray(part))])
-    return tuple(np.concatenate(parts) for parts in zip(*outputs))
+    mesh = parallel.mesh_for(len(ws)) if mesh is None else mesh
+    return parallel.map_chunks(_render_program(mode, tile, ensemble, mesh), (G, S), ws, batch_size=RENDER_CHUNK,
+                               mesh=mesh)
 
 
 def render(G: SplitModel, S: SplitModel, ws, mode: str = "bilinear", tile: int = segbranch.DEFAULT_TILE):

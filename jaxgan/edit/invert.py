@@ -399,7 +399,7 @@ def invert_images(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w"
         progress = None if on_progress is None else (lambda k, note=note: on_progress(k, note))
         results.append(invert(G, lpips, np.stack([targets[i] for i in batch]), space=space, cfg=space_cfg,
                               keys=image_keys(seed, batch), w_stats=w_stats,
-                              mesh=parallel.data_mesh(devices[:len(batch)]), steps_per_call=steps_per_call,
+                              mesh=parallel.mesh_for(len(batch), devices), steps_per_call=steps_per_call,
                               on_progress=progress))
     joined = {name: np.concatenate([r[name] for r in results])
               for name in ("ws", "images", "lpips", "mse", "psnr", "losses")}
