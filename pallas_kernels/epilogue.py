@@ -1,22 +1,25 @@
 """The SynthesisLayer epilogue as one Pallas kernel: [FIR] -> * demod -> + noise -> + bias -> act * gain -> clamp.
 
-Same signature and result as jaxgan/ops/epilogue.py `fused_epilogue` (the jnp reference), plus `interpret`.
-Follows ../shared/specs/stylegan2.md §1.1 (the order of `modulated_conv2d`'s non-fused tail and of `bias_act`:
-x + b, activation, * gain, clamp), §4.3 (`bias_act.cu`: one elementwise pass in float32) and §5.4 item 1 (fuse
-the FIR that closes an up-layer's transposed convolution with noise, bias, lrelu * sqrt(2) and the clamp, saving
-about two full-tensor round trips per up-layer).
+Same signature and result as the public op jaxgan/ops/epilogue.py `fused_epilogue`, plus `interpret`; its
+reference is `fused_epilogue_xla` (jaxgan/ops/epilogue_xla.py). The order of the steps is stylegan2-ada-pytorch's
+(NVlabs/stylegan2-ada-pytorch@d72cc7d): the non-fused tail of `modulated_conv2d` in `training/networks.py`
+(`x * dcoefs + noise`), then `_bias_act_ref` in `torch_utils/ops/bias_act.py` (x + b, activation, * gain, clamp),
+which the official `bias_act_kernel` (`torch_utils/ops/bias_act.cu`) computes in one elementwise pass in float32.
+Fusing the FIR that closes an up-layer's transposed convolution into the same pass as the noise, bias,
+lrelu * sqrt(2) and clamp saves about two full-tensor round trips per up-layer (an estimate from the tensor
+sizes; unmeasured, see jaxgan/ops/implementation.py).
 
 The FIR is the polyphase kernel of pallas_kernels/upfirdn2d.py (the same tiling, grid and `axis_plan`); this
 module adds the tail that runs on each finished (BQ, BP, BC) tile before it is stored, reading dcoefs [N, C], the
 noise (per pixel [1 or N, H, W], or per channel) and the bias tile. Without a filter the FIR step is a 1x1
 identity (1 * x, exact), so layers without upsampling use the same kernel as a pure elementwise pass. A 1-D
 (separable) filter runs its first pass along W unfused and fuses the epilogue into the pass along H. Every
-activation of jaxgan.ops.bias_act is accepted; StyleGAN2 uses lrelu (and linear for ToRGB).
+activation of jaxgan/ops/activations.py is accepted; StyleGAN2 uses lrelu (and linear for ToRGB).
 
-Gradient: `jax.custom_vjp` whose backward is the vjp of the jnp reference (recomputing the forward in XLA), so
-training, inversion and DragGAN differentiate through it with the reference's gradients (including the clamp's
-and lrelu's conventions at their kinks); a backward kernel that reuses the output as `bias_act.cu` does is not
-written.
+Gradient: `jax.custom_vjp` whose backward is the vjp of the jnp reference `fused_epilogue_xla` (recomputing the
+forward in XLA), so training, inversion and DragGAN differentiate through it with the reference's gradients
+(including the clamp's and lrelu's conventions at their kinks); a backward kernel that reuses the output as the
+official `bias_act.cu` does is not written.
 
 GPU lowering: written for the **Triton** lowering (`compiler_params=pltriton.CompilerParams`), for the reason
 given in pallas_kernels/upfirdn2d.py (haloed windows at arbitrary offsets). **Tested only in interpret mode on
@@ -29,8 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.ops.bias_act import activation_spec
-from jaxgan.ops.upfirdn2d import Padding, _parse_padding, _parse_scaling, axis_plan, correlation_kernel
+from jaxgan.ops.activations import activation_spec
+from jaxgan.ops.epilogue_xla import fused_epilogue_xla
+from jaxgan.ops.upfirdn2d_plan import Padding, axis_plan, correlation_kernel, parse_padding, parse_scaling
 from pallas_kernels.upfirdn2d import Tiling, fir_call, fir_layout
 
 
@@ -96,11 +100,10 @@ def _forward(x, bias, dcoefs, noise, f, config):
 
 
 def _reference(x, bias, dcoefs, noise, f, config):
-    from jaxgan.ops.epilogue import fused_epilogue as reference  # jaxgan.ops imports this module lazily
     (fir_up, fir_down, fir_padding, fir_gain, act, alpha, gain, clamp, _, _) = config
-    return reference(x, bias, dcoefs=dcoefs, noise=noise, resample_filter=f, fir_padding=fir_padding,
-                     fir_up=fir_up, fir_down=fir_down, fir_gain=fir_gain, act=act, alpha=alpha, gain=gain,
-                     clamp=clamp, implementation="xla")
+    return fused_epilogue_xla(x, bias, dcoefs=dcoefs, noise=noise, resample_filter=f, fir_padding=fir_padding,
+                              fir_up=fir_up, fir_down=fir_down, fir_gain=fir_gain, act=act, alpha=alpha,
+                              gain=gain, clamp=clamp)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
@@ -128,7 +131,7 @@ def fused_epilogue(x, bias=None, *, dcoefs=None, noise=None, resample_filter=Non
     spec = activation_spec(act)
     if x.ndim != 4:
         raise ValueError(f"fused_epilogue takes NHWC activations, got shape {x.shape}")
-    config = (_parse_scaling(fir_up), _parse_scaling(fir_down), _parse_padding(fir_padding), float(fir_gain), act,
+    config = (parse_scaling(fir_up), parse_scaling(fir_down), parse_padding(fir_padding), float(fir_gain), act,
               spec.def_alpha if alpha is None else float(alpha), spec.def_gain if gain is None else float(gain),
               None if clamp is None else float(clamp), bool(interpret), tiling)
     f = None if resample_filter is None else jnp.asarray(np.asarray(resample_filter) if isinstance(

@@ -1,9 +1,10 @@
 """DragGAN point tracking as a Pallas kernel: windowed nearest-neighbour search for many points and sessions.
 
 Same signature and result as jaxgan/ops/point_tracking.py `nearest_in_window` (the jnp reference), plus
-`interpret`. Follows ../shared/specs/draggan.md §1.6: for each point, the L2 distance (sqrt of the sum of squares
-over channels) between its reference feature and every pixel of the (2r+1)^2 window centred on it, clipped at
-the border; the first minimum in row-major order wins.
+`interpret`. Computes the point tracking of DragGAN's `Renderer._render_drag_impl` (`viz/renderer.py`, lines
+328-341, XingangPan/DragGAN@336f120): for each point, the L2 distance (sqrt of the sum of squares over channels)
+between its reference feature and every pixel of the (2r+1)^2 window centred on it, clipped at the border; the
+first minimum in row-major order wins, as `torch.min` over the flattened window returns it.
 
 One program per point (grid (P,)). It reads the point's (row, col) as scalars, loads one (B, B, C) window of the
 feature map at a data-dependent offset (B = the next power of two >= 2r+1; the map is zero-padded by r on the
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from pallas_kernels.upfirdn2d import _next_pow2, _triton_params
+from pallas_kernels.common import next_pow2, triton_params
 
 
 def nearest_in_window(feat, refs, points, radius: int, *, interpret: bool = False):
@@ -42,8 +43,8 @@ def nearest_in_window(feat, refs, points, radius: int, *, interpret: bool = Fals
     h, w, c = feat.shape
     p = refs.shape[0]
     side = 2 * radius + 1
-    block = _next_pow2(side)
-    cp = _next_pow2(c)
+    block = next_pow2(side)
+    cp = next_pow2(c)
     # The window of a point at (row, col) starts at (row, col) in the padded map.
     feat = jnp.pad(lax.stop_gradient(feat).astype(jnp.float32),
                    ((radius, block - radius), (radius, block - radius), (0, cp - c)))
@@ -71,6 +72,6 @@ def nearest_in_window(feat, refs, points, radius: int, *, interpret: bool = Fals
         out_shape=jax.ShapeDtypeStruct((p, 2), jnp.int32),
         grid=(p,),
         interpret=interpret,
-        compiler_params=None if interpret else _triton_params(),
+        compiler_params=None if interpret else triton_params(),
         name="draggan_point_tracking",
     )(feat, refs, points)

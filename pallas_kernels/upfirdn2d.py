@@ -1,11 +1,14 @@
 """`upfirdn2d` as a polyphase Pallas kernel: up 2 / down 2 / pad with any small separable or 2-D filter.
 
-Same signature and result as jaxgan/ops/upfirdn2d.py (the reference: `upfirdn2d_reference`, the official
-algorithm, and the XLA polyphase formulation), plus `interpret`. Follows ../shared/specs/stylegan2.md §1.1 and
-§4.3 (what the CUDA `upfirdn2d.cu` does: only the polyphase taps `filterH/up x filterW/up` are visited, 4 instead
-of 16 multiply-adds per output for up 2 with a 4x4 filter; the backward is another upfirdn2d with up and down
-swapped and the filter flipped) and §5.3-§5.4 (Pallas limits: no autodiff through `pallas_call`, no constants
-captured by a kernel, Triton's power-of-two blocks).
+Same signature and result as the public op jaxgan/ops/upfirdn2d.py, plus `interpret`; its references are the
+XLA formulations of jaxgan/ops/upfirdn2d_xla.py (`upfirdn2d_reference`, the official algorithm, and the
+polyphase `upfirdn2d_xla`). The structure follows stylegan2-ada-pytorch (NVlabs/stylegan2-ada-pytorch@d72cc7d):
+the CUDA kernel `upfirdn2d_kernel_small` in `torch_utils/ops/upfirdn2d.cu` visits only the polyphase taps
+(filterH/up x filterW/up, 4 instead of 16 multiply-adds per output for up 2 with a 4x4 filter), and the backward
+of `_upfirdn2d_cuda` in `torch_utils/ops/upfirdn2d.py` is another upfirdn2d with up and down swapped and the
+filter flipped. Pallas limits it works within (jax 0.10.2): `pallas_call` cannot be differentiated (hence the
+`custom_vjp`), a kernel cannot capture constants (`jax/_src/pallas/pallas_call.py`; the filter is an input),
+and the Triton lowering loads and stores power-of-two blocks only (`jax/_src/pallas/triton/lowering.py`).
 
 Tiling: the grid is (batch, output-row tiles, output-column tiles, channel tiles); one program computes a
 (BQ, BP, BC) tile of every output phase (ry, rx), each phase a sum over its non-zero taps of a shifted, strided
@@ -34,12 +37,9 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from jaxgan.ops.upfirdn2d import AxisPlan, Padding, _parse_padding, _parse_scaling, axis_plan, correlation_kernel
-from jaxgan.ops.upfirdn2d import upfirdn2d as upfirdn2d_xla
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
+from jaxgan.ops.upfirdn2d_plan import AxisPlan, Padding, axis_plan, correlation_kernel, parse_padding, parse_scaling
+from jaxgan.ops.upfirdn2d_xla import upfirdn2d_xla
+from pallas_kernels.common import next_pow2, triton_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +52,8 @@ class Tiling:
 
     def for_shape(self, per_phase_y: int, per_phase_x: int, channels: int) -> "Tiling":
         """Shrink the tile to the problem (small problems get one tile, still of power-of-two size)."""
-        return Tiling(min(self.rows, _next_pow2(per_phase_y)), min(self.cols, _next_pow2(per_phase_x)),
-                      min(self.channels, _next_pow2(channels)))
-
-
-def _triton_params():
-    """Compiler params that select the Triton lowering on a GPU (None in interpret mode)."""
-    from jax.experimental.pallas import triton as pltriton
-    return pltriton.CompilerParams(num_warps=4, num_stages=2)
+        return Tiling(min(self.rows, next_pow2(per_phase_y)), min(self.cols, next_pow2(per_phase_x)),
+                      min(self.channels, next_pow2(channels)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +138,7 @@ def fir_call(x, kernel, plan_y: AxisPlan, plan_x: AxisPlan, *, interpret: bool, 
         out_shape=jax.ShapeDtypeStruct((n, plan_y.up * qy, plan_x.up * qx, cp), out_dtype or x.dtype),
         grid=(n, qy // tile.rows, qx // tile.cols, cp // tile.channels),
         interpret=interpret,
-        compiler_params=None if interpret else _triton_params(),
+        compiler_params=None if interpret else triton_params(),
         name="upfirdn2d_polyphase",
     )(xe, kernel, *extra)
     return out[:, :plan_y.out, :plan_x.out, :c]
@@ -163,9 +157,9 @@ def _forward(x, f, up, down, padding, flip_filter, gain, interpret, tiling):
 def transposed_padding(shape, f, up, down, padding) -> tuple[int, int, int, int]:
     """Padding [x0, x1, y0, y1] of the upfirdn2d (up and down swapped, filter flipped) that is the transpose of
     this one: per axis pad0' = K - 1 - pad0 and pad1' such that the result has the input's size."""
-    upx, upy = _parse_scaling(up)
-    downx, downy = _parse_scaling(down)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
     _, plan_x, plan_y = correlation_kernel(shape, f, up, down, padding, False, 1.0)
     f_shape = jnp.shape(f) if f is not None else (1, 1)
     fw, fh = (f_shape[-1], f_shape[0]) if len(f_shape) == 2 else (f_shape[0], f_shape[0])
@@ -195,8 +189,7 @@ def _upfirdn2d_bwd(up, down, padding, flip_filter, gain, interpret, tiling, resi
     gx = _upfirdn2d(g, f, down, up, pad_t, not flip_filter, gain, interpret, tiling)
     # d/df (rarely wanted: StyleGAN's filters are fixed buffers): through the XLA formulation; under jit XLA
     # removes it when nobody uses it.
-    _, filter_vjp = jax.vjp(lambda f_: upfirdn2d_xla(x, f_, up, down, padding, flip_filter, gain,
-                                                     implementation="xla"), f)
+    _, filter_vjp = jax.vjp(lambda f_: upfirdn2d_xla(x, f_, up, down, padding, flip_filter, gain), f)
     (gf,) = filter_vjp(g)
     return gx.astype(x.dtype), gf
 
@@ -210,7 +203,7 @@ def upfirdn2d(x, f, up=1, down=1, padding: Padding = 0, flip_filter: bool = Fals
     if f is None:
         f = jnp.ones((1, 1), jnp.float32)
     f = jnp.asarray(f, jnp.float32)
-    up = _parse_scaling(up)
-    down = _parse_scaling(down)
-    padding = _parse_padding(padding)
+    up = parse_scaling(up)
+    down = parse_scaling(down)
+    padding = parse_padding(padding)
     return _upfirdn2d(x, f, up, down, padding, bool(flip_filter), float(gain), bool(interpret), tiling)

@@ -1,7 +1,7 @@
 """Pure jnp reference ops, NHWC activations, numerics as in stylegan2-ada-pytorch's `torch_utils/ops`; the hot ones
 take `implementation=None|"xla"|"pallas"` (jaxgan/ops/implementation.py)."""
 
-from jaxgan.ops.bias_act import ACTIVATIONS as ACTIVATIONS
+from jaxgan.ops.activations import ACTIVATIONS as ACTIVATIONS
 from jaxgan.ops.bias_act import bias_act as bias_act
 from jaxgan.ops.conv2d_resample import conv2d_resample as conv2d_resample
 from jaxgan.ops.epilogue import fused_epilogue as fused_epilogue

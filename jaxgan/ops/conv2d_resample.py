@@ -1,8 +1,11 @@
 """2-D convolution with optional up/downsampling, as stylegan2-ada-pytorch's `torch_utils/ops/conv2d_resample.py`.
 
-Follows ../shared/specs/stylegan2.md §1.1 (`conv2d_resample` fast paths) and §4.5 items 1-3 (correlation versus
-convolution, the transposed convolution for up=2, padding that is never 'SAME'). The same fast path as the
-official code is taken for every case, so results agree to float32 rounding, not just in expectation.
+Follows `conv2d_resample` and `_conv2d_wrapper` there (NVlabs/stylegan2-ada-pytorch@d72cc7d): the resampling
+filter's padding folded into the convolution's, then one of the fast paths (1x1 with down: FIR first; 1x1 with
+up: FIR last; down only: FIR then a strided convolution; up: a strided transposed convolution, its weight
+transposed rather than flipped, then the FIR; otherwise a plain convolution). `conv2d` is a correlation while
+upfirdn2d is a true convolution, and no padding is ever 'SAME'. The same fast path as the official code is taken
+for every case, so results agree to float32 rounding, not just in expectation.
 
 `x` is NHWC; `w` keeps the PyTorch layout [out, in, kh, kw] so converted weights need no transposes.
 
@@ -14,7 +17,8 @@ so that `modulated_conv2d` can fuse that filter into the layer's epilogue (jaxga
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgan.ops.upfirdn2d import Padding, _parse_padding, _parse_scaling, filter_size, upfirdn2d
+from jaxgan.ops.upfirdn2d import upfirdn2d
+from jaxgan.ops.upfirdn2d_plan import Padding, filter_size, parse_padding, parse_scaling
 
 _DIMS = ("NHWC", "OIHW", "NHWC")
 
@@ -45,7 +49,7 @@ def _conv2d(x, w, stride=1, padding=(0, 0), transpose=False, flip_weight=True):
 def _folded_padding(w_shape, f, up: int, down: int, padding: Padding) -> tuple[int, int, int, int]:
     """The conv padding with the resampling filter's padding folded in (official `conv2d_resample.py:95-104`)."""
     fw, fh = filter_size(f)
-    px0, px1, py0, py1 = _parse_padding(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     if up > 1:
         px0 += (fw + up - 1) // 2
         px1 += (fw - up) // 2
@@ -75,14 +79,14 @@ def _transposed_conv_paddings(w_shape, f, up: int, down: int, padding: Padding):
 def defers_fir(w_shape, up: int = 1, down: int = 1) -> bool:
     """Whether `conv2d_resample` ends with an FIR filter that `conv2d_resample_unfiltered` can leave out: the
     upsampling transposed-convolution path without downsampling (SynthesisLayer's conv0)."""
-    up, _ = _parse_scaling(up)
-    down, _ = _parse_scaling(down)
+    up, _ = parse_scaling(up)
+    down, _ = parse_scaling(down)
     return up > 1 and down == 1 and not (w_shape[2] == 1 and w_shape[3] == 1)
 
 
 def unfiltered_fir_step(w_shape, f, up: int, padding: Padding) -> tuple[tuple[int, int, int, int], float]:
     """(padding, gain) of the FIR filter that `conv2d_resample_unfiltered` leaves out (gain up**2)."""
-    up, _ = _parse_scaling(up)
+    up, _ = parse_scaling(up)
     return _transposed_conv_paddings(w_shape, f, up, 1, padding)[1], float(up ** 2)
 
 
@@ -91,7 +95,7 @@ def conv2d_resample_unfiltered(x, w, f=None, up: int = 2, padding: Padding = 0, 
     hold). `upfirdn2d(result, f, padding=p, gain=g)` with `(p, g) = unfiltered_fir_step(...)` completes it."""
     if not defers_fir(w.shape, up, 1):
         raise ValueError("conv2d_resample_unfiltered is the up > 1 path with a kernel larger than 1x1")
-    up, _ = _parse_scaling(up)
+    up, _ = parse_scaling(up)
     conv_padding, _ = _transposed_conv_paddings(w.shape, f, up, 1, padding)
     return _conv2d(x, w, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
 
@@ -103,8 +107,8 @@ def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding: Padding =
     `padding` is relative to the upsampled image, as in the official op.
     """
     kh, kw = w.shape[2], w.shape[3]
-    up, _ = _parse_scaling(up)
-    down, _ = _parse_scaling(down)
+    up, _ = parse_scaling(up)
+    down, _ = parse_scaling(down)
     px0, px1, py0, py1 = _folded_padding(w.shape, f, up, down, padding)
     fir = dict(implementation=implementation)
 

@@ -1,8 +1,6 @@
 """The per-layer epilogue of a modulated convolution, as one op: what SynthesisLayer does after its convolution.
 
-Follows ../shared/specs/stylegan2.md §1.1 (`conv2d_resample`'s up path ends with an FIR filter, pad (1, 1) and
-gain 4 for [1, 3, 3, 1]; `modulated_conv2d`'s non-fused path scales by the demodulation coefficients and adds
-the noise; `bias_act`: + bias, activation, * gain, clamp) and §5.4 item 1 (the fusion candidate). In order:
+In order (jaxgan/ops/epilogue_xla.py has the upstream sources of each step):
 
 1. the FIR filter that closes an upsampling (transposed) convolution, when `resample_filter` is given
    (`upfirdn2d` with `fir_padding`, `fir_gain` and optionally `fir_up` / `fir_down`);
@@ -10,14 +8,17 @@ the noise; `bias_act`: + bias, activation, * gain, clamp) and §5.4 item 1 (the 
 3. `+ noise` (broadcastable to the output: [1 or N, H, W, 1] per pixel, or per channel);
 4. `bias_act(x, bias, act, alpha, gain, clamp)`.
 
-`implementation="xla"` runs exactly these jnp ops (XLA fuses 2-4 into one elementwise pass, but the FIR stays a
-separate pass); "pallas" runs all four in one pass over the activations (pallas_kernels/epilogue.py); None:
-jaxgan/ops/implementation.py decides.
+stylegan2-ada-pytorch (NVlabs/stylegan2-ada-pytorch@d72cc7d) runs these as separate passes (the `upfirdn2d.cu`
+kernel, `fma`, the `bias_act.cu` kernel); doing all four in one pass over the activations is why this op exists.
+
+This module is the dispatcher: `implementation="xla"` runs exactly these jnp ops (`fused_epilogue_xla`: XLA fuses
+2-4 into one elementwise pass, but the FIR stays a separate pass); "pallas" runs all four in one pass
+(pallas_kernels/epilogue.py), imported only when selected; None: jaxgan/ops/implementation.py decides.
 """
 
 from jaxgan.ops import implementation as impl
-from jaxgan.ops.bias_act import bias_act
-from jaxgan.ops.upfirdn2d import Padding, upfirdn2d
+from jaxgan.ops.epilogue_xla import fused_epilogue_xla
+from jaxgan.ops.upfirdn2d_plan import Padding
 
 
 def fused_epilogue(x, bias=None, *, dcoefs=None, noise=None, resample_filter=None, fir_padding: Padding = 0,
@@ -27,15 +28,10 @@ def fused_epilogue(x, bias=None, *, dcoefs=None, noise=None, resample_filter=Non
     """x: [N, H, W, C] (the convolution's output, before the closing FIR when there is one); bias: [C];
     dcoefs: [N, C]; noise: broadcastable to the output. Returns [N, H', W', C]."""
     if impl.resolve("epilogue", implementation) == "pallas":
-        from pallas_kernels.epilogue import fused_epilogue as epilogue_pallas  # pallas_kernels imports jaxgan.ops
+        from pallas_kernels.epilogue import fused_epilogue as epilogue_pallas  # only when selected
         return epilogue_pallas(x, bias, dcoefs=dcoefs, noise=noise, resample_filter=resample_filter,
                                fir_padding=fir_padding, fir_up=fir_up, fir_down=fir_down, fir_gain=fir_gain,
                                act=act, alpha=alpha, gain=gain, clamp=clamp, interpret=impl.interpret_mode())
-    if resample_filter is not None:
-        x = upfirdn2d(x, resample_filter, up=fir_up, down=fir_down, padding=fir_padding, gain=fir_gain,
-                      implementation="xla")
-    if dcoefs is not None:
-        x = x * dcoefs[:, None, None, :].astype(x.dtype)
-    if noise is not None:
-        x = x + noise.astype(x.dtype)
-    return bias_act(x, bias, act=act, alpha=alpha, gain=gain, clamp=clamp, implementation="xla")
+    return fused_epilogue_xla(x, bias, dcoefs=dcoefs, noise=noise, resample_filter=resample_filter,
+                              fir_padding=fir_padding, fir_up=fir_up, fir_down=fir_down, fir_gain=fir_gain,
+                              act=act, alpha=alpha, gain=gain, clamp=clamp)

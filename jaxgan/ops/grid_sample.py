@@ -1,10 +1,11 @@
 """Bilinear sampling with zero padding, as PyTorch's `F.grid_sample(mode='bilinear', padding_mode='zeros',
 align_corners=True)` reads a [H, W, C] map at arbitrary points.
 
-DragGAN's motion supervision (../shared/specs/draggan.md §1.7, §1.11 item 4) samples the feature map at pixel
-positions shifted by a unit vector. The official code normalises the positions to [-1, 1] and grid_sample maps
-them back; that float32 round trip is reproduced here (`grid_coordinate`) because it moves positions by up to
-1e-5 px, which decides the floor when a shift is exactly axis-aligned. Taps outside the map read zeros.
+DragGAN's motion supervision (`Renderer._render_drag_impl` in `viz/renderer.py`, lines 345-360,
+XingangPan/DragGAN@336f120) samples the feature map at pixel positions shifted by a unit vector. The official code
+normalises the positions to [-1, 1] and grid_sample maps them back; that float32 round trip is reproduced here
+(`grid_coordinate`) because it moves positions by up to 1e-5 px, which decides the floor when a shift is exactly
+axis-aligned. Taps outside the map read zeros.
 """
 
 import jax.numpy as jnp

@@ -1,7 +1,8 @@
 """Which implementation of a hot op runs: XLA (the jnp ops in jaxgan/ops) or a Pallas kernel (pallas_kernels/).
 
-Follows ../shared/specs/stylegan2.md §4-§5 and ../shared/specs/jax_ecosystem.md §4.3 (the tokamax /
-`jax.nn.dot_product_attention` pattern: an `implementation=None|"xla"|"pallas"` keyword, None choosing).
+The keyword follows the pattern of tokamax's `dot_product_attention` (`tokamax/_src/ops/attention/api.py`,
+openxla/tokamax@783ea95) and of `jax.nn.dot_product_attention` (`jax/_src/nn/functions.py`, jax 0.10.2): an
+`implementation=None|"xla"|"pallas"` keyword, None choosing.
 
 Every switchable op (`upfirdn2d` and its helpers, `bias_act`, `fused_epilogue`, `modulated_conv2d`,
 `nearest_in_window` and, through them, the generator, DragGAN, inversion and EditGAN) takes
@@ -48,7 +49,8 @@ _UNMEASURED = ("the kernel has run in interpret mode only (no GPU was available)
 
 DECISIONS: dict[str, Decision] = {
     # The per-layer epilogue of SynthesisLayer: [FIR after the transposed conv] * demod + noise + bias, lrelu,
-    # gain, clamp. Spec §5.4 item 1 expects it to save about two full-tensor passes per up-layer on a GPU.
+    # gain, clamp. Fusing it should save about two full-tensor passes per up-layer on a GPU (an estimate from the
+    # tensor sizes).
     "epilogue": Decision(gpu="xla", cpu="xla", why=_UNMEASURED),
     # upfirdn2d up 2 / down 2 / pad, polyphase (only the non-zero taps when upsampling).
     "upfirdn2d": Decision(gpu="xla", cpu="xla", why=_UNMEASURED),

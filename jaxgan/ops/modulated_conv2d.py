@@ -1,6 +1,7 @@
 """Modulated 3x3 / 1x1 convolution with optional demodulation, as stylegan2-ada-pytorch's `modulated_conv2d`.
 
-Follows ../shared/specs/stylegan2.md §1.1 (`modulated_conv2d`) and §1.6. Two exactly equivalent forms:
+Follows `modulated_conv2d` in stylegan2-ada-pytorch's `training/networks.py` (NVlabs/stylegan2-ada-pytorch@d72cc7d).
+Two exactly equivalent forms:
 
 - fused: per-sample weights `w[n] = weight * styles[n]` (times the demodulation coefficients), one convolution per
   sample. Written as a `jax.vmap` of the single-sample convolution, which XLA lowers to a grouped convolution.
@@ -8,8 +9,9 @@ Follows ../shared/specs/stylegan2.md §1.1 (`modulated_conv2d`) and §1.6. Two e
   numbers to float32 rounding; on CPU XLA's grouped convolution is several times slower than a plain one, and on
   GPU the shared weight avoids materialising N copies of it.
 
-Only fp32 is implemented (the official fp16 path is compared against with `force_fp32=True`, spec §1.4), so the
-fp16 pre-normalisation is not needed.
+Only fp32 is implemented (the official code is compared against with `force_fp32=True`, the argument of
+`SynthesisBlock.forward` that keeps its fp16 blocks in fp32), so the official fp16 pre-normalisation of the
+weight and styles is not needed.
 
 Everything after the convolution runs as one op, `jaxgan.ops.epilogue.fused_epilogue`: the FIR filter that closes
 an upsampling convolution, the demodulation scale (unfused form), the noise, and optionally the layer's
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 from jaxgan.ops.conv2d_resample import (conv2d_resample, conv2d_resample_unfiltered, defers_fir,
                                         unfiltered_fir_step)
 from jaxgan.ops.epilogue import fused_epilogue
-from jaxgan.ops.upfirdn2d import Padding
+from jaxgan.ops.upfirdn2d_plan import Padding
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, padding: Padding = 0,

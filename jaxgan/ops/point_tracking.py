@@ -1,10 +1,10 @@
 """DragGAN point tracking: the nearest neighbour of a reference feature in a square window around each point.
 
-Follows ../shared/specs/draggan.md §1.6 (the official `Renderer._render_drag_impl` tracking): for every handle
-point, the L2 distance over channels between its reference feature and the feature map at each pixel of the
-(2r+1)^2 window centred on it (clipped at the border); the new point is the pixel of the smallest distance, the
-first one in row-major order on ties, as `torch.min` returns it. jaxgan/edit/drag.py calls it once per step
-for every point of every session (vmapped over sessions).
+Follows the point tracking of DragGAN's `Renderer._render_drag_impl` (`viz/renderer.py`, lines 328-341,
+XingangPan/DragGAN@336f120): for every handle point, the L2 distance over channels between its reference feature and
+the feature map at each pixel of the (2r+1)^2 window centred on it (clipped at the border); the new point is the
+pixel of the smallest distance, the first one in row-major order on ties, as `torch.min` returns it.
+jaxgan/edit/drag.py calls it once per step for every point of every session (vmapped over sessions).
 
 `implementation="pallas"` runs pallas_kernels/point_tracking.py (one program per point, sessions through vmap's
 batching rule); None: jaxgan/ops/implementation.py decides (XLA for now). The result is an integer position,
@@ -23,7 +23,7 @@ def nearest_in_window(feat, refs, points, radius: int, *, implementation: str | 
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     if impl.resolve("point_tracking", implementation) == "pallas":
-        from pallas_kernels.point_tracking import nearest_in_window as tracking_pallas  # imports jaxgan.ops
+        from pallas_kernels.point_tracking import nearest_in_window as tracking_pallas  # only when selected
         return tracking_pallas(feat, refs, points, radius, interpret=impl.interpret_mode())
     h, w = feat.shape[0], feat.shape[1]
     offsets = jnp.arange(-radius, radius + 1)

@@ -1,11 +1,12 @@
 """Bilinear resizing with PyTorch's `F.interpolate(mode='bilinear', align_corners=False)` numerics.
 
-Used by DragGAN (../shared/specs/draggan.md §1.4, §1.11 item 3: the block feature is resized to the image size)
-and by the other editing methods that upsample features. The source coordinate of output pixel d is
-`scale * (d + 0.5) - 0.5` with `scale = in / out` in float32, clamped at 0, with the upper neighbour clamped at
-the last row (PyTorch's `area_pixel_compute_source_index`). The taps and weights depend only on the static sizes,
-so they are computed once on the host in float32; the device does two gathers and two weighted sums per axis,
-width first then height, the order of PyTorch's CPU kernel.
+Used by DragGAN (`Renderer._render_drag_impl` in `viz/renderer.py`, line 319, XingangPan/DragGAN@336f120: the block
+feature is resized to the image size with `F.interpolate(..., mode='bilinear')`) and by the other editing methods
+that upsample features. The source coordinate of output pixel d is `scale * (d + 0.5) - 0.5` with `scale = in / out`
+in float32, clamped at 0, with the upper neighbour clamped at the last row (PyTorch's
+`area_pixel_compute_source_index`). The taps and weights depend only on the static sizes, so they are computed once
+on the host in float32; the device does two gathers and two weighted sums per axis, width first then height, the
+order of PyTorch's CPU kernel.
 """
 
 import functools

@@ -1,6 +1,7 @@
 """The `torch.nn` layers pix2pixHD is built from, as pure jnp functions with PyTorch's numerics (NHWC activations).
 
-Follows ../shared/specs/pix2pixhd_spade_lpips.md §1.6, the numerical traps of moving pix2pixHD to JAX:
+The layers of pix2pixHD's `models/networks.py` (`GlobalGenerator`, `LocalEnhancer`, `ResnetBlock`, `get_norm_layer`;
+NVIDIA/pix2pixHD@14b3b3c), with the numerical traps of moving them to JAX:
 
 * `reflection_pad`: `nn.ReflectionPad2d(p)`, the edge pixel is not repeated (numpy's 'reflect', not 'symmetric');
 * `instance_norm`: `nn.InstanceNorm2d(affine=False)` with PyTorch >= 0.4 defaults (no running statistics), per sample
