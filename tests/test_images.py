@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from jaxgan.images import ImageError, load_image, load_rgb_pm1
-from tests.conftest import fixture_path
+from tests.helpers import fixture_path
 
 
 def test_centre_crop_then_lanczos_resize_like_the_projector(tmp_path):

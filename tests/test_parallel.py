@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxgan import parallel, sampling
-from tests.models.test_stylegan2_parity import GENERATORS, generator_fixture
+from tests.helpers import GENERATORS, generator_fixture
 
 
 def test_four_devices_are_simulated():

@@ -17,7 +17,7 @@ from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan import checkpoint
 from jaxgan.models import lpips
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 VGG = "vgg16_random_trunk_fp16.pth"
 LIN = "lpips_v0.1_vgg_lin.pth"

@@ -18,7 +18,7 @@ from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan import checkpoint
 from jaxgan.models import pix2pixhd as p2p
-from tests.conftest import fixture_path, load_fixture
+from tests.helpers import fixture_path, load_fixture
 
 PTH = "pix2pixhd_small_latest_net_G.pth"
 LOCAL = p2p.Pix2PixHDGeneratorConfig(input_nc=36, output_nc=3, netG="local", ngf=2, n_downsample_global=4,

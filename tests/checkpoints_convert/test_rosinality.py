@@ -18,7 +18,7 @@ from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import DiscriminatorConfig
 from jaxgan.nn.split import SplitModel
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 ATOL = 1e-4
 

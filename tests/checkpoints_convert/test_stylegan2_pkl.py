@@ -20,7 +20,7 @@ from checkpoints_convert.torch_reader import CheckpointError, PersistentObject, 
 from jaxgan.checkpoint import load_checkpoint
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 ATOL = 1e-4
 RESOLUTIONS = (4, 8, 16, 32, 64)

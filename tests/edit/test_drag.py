@@ -11,7 +11,7 @@ from jaxgan import parallel
 from jaxgan.edit import drag
 from jaxgan.models import stylegan2
 from jaxgan.sampling import z_from_seeds
-from tests.edit.drag_fixture import TRACE_HIGH_LR, drag_config, fixture_session, jitted_step, trace
+from tests.helpers import DRAG_TRACE_HIGH_LR, drag_config, drag_fixture_session, drag_trace, jitted_drag_step
 
 
 def seed_w0(G, seed):
@@ -20,11 +20,11 @@ def seed_w0(G, seed):
 
 def varied_sessions(cfg):
     """Sessions that differ in every per-session input: latents, point counts, masks, spaces, budgets, weights."""
-    G, data, _ = trace(TRACE_HIGH_LR)
+    G, data, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     free_left = np.ones((256, 256), np.float32)
     free_left[:, :128] = 0
     return [
-        fixture_session(TRACE_HIGH_LR, cfg, max_steps=4),
+        drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, max_steps=4),
         drag.new_session(cfg, seed_w0(G, 1), [[60, 60]], [[80, 90]], space="w", lr=0.05, max_steps=2),
         drag.new_session(cfg, seed_w0(G, 2), [[100, 100], [200, 40], [30, 220]], [[100, 101], [180, 60], [40, 200]],
                          mask=free_left, lr=0.02, lambda_mask=5.0, max_steps=3),
@@ -37,13 +37,13 @@ def run_alone(G, cfg, state):
     """Drive one session with the plain jitted step, as a user of the single-session API would."""
     outputs = []
     while not bool(state.done):
-        state, out = jitted_step()(G, state, cfg)
+        state, out = jitted_drag_step()(G, state, cfg)
         outputs.append(out)
     return state, outputs
 
 
 def test_batched_sharded_sessions_equal_each_session_alone():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
     sessions = varied_sessions(cfg)
     finals, traces = drag.run_sessions(G, cfg, sessions, mesh=parallel.data_mesh())  # 5 sessions on 4 devices
@@ -70,7 +70,7 @@ def test_batched_sharded_sessions_equal_each_session_alone():
 
 
 def test_several_steps_per_call_equal_one_step_per_call():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
     sessions = varied_sessions(cfg)[:3]
     one, traces_one = drag.run_sessions(G, cfg, sessions, keep_images=False)
@@ -81,19 +81,19 @@ def test_several_steps_per_call_equal_one_step_per_call():
 
 
 def test_finished_session_is_frozen():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
-    state, _ = run_alone(G, cfg, fixture_session(TRACE_HIGH_LR, cfg, max_steps=2))
-    after, out = jitted_step()(G, state, cfg)
+    state, _ = run_alone(G, cfg, drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, max_steps=2))
+    after, out = jitted_drag_step()(G, state, cfg)
     assert not bool(out.active) and not bool(out.updated)
     for before_leaf, after_leaf in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(after)):
         np.testing.assert_array_equal(np.asarray(before_leaf), np.asarray(after_leaf))
 
 
 def test_budget_of_n_updates_ends_with_an_observation_of_the_final_latent():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
-    state, outputs = run_alone(G, cfg, fixture_session(TRACE_HIGH_LR, cfg, max_steps=3))
+    state, outputs = run_alone(G, cfg, drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, max_steps=3))
     assert [bool(o.updated) for o in outputs] == [True, True, True, False]
     assert int(state.steps_done) == 3 and bool(state.done) and not bool(state.reached)
     # The closing observation rendered the latent the last update produced.
@@ -102,7 +102,7 @@ def test_budget_of_n_updates_ends_with_an_observation_of_the_final_latent():
 
 
 def test_reset_with_new_points_reuses_the_compiled_step_and_keeps_adam():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
     traced = []
 
@@ -110,7 +110,7 @@ def test_reset_with_new_points_reuses_the_compiled_step_and_keeps_adam():
         traced.append(cfg)  # runs only while jax traces, i.e. when the step would be compiled again
         return drag.drag_step(G, state, cfg)
     step = jax.jit(counted_step, static_argnames="cfg")
-    state, _ = step(G, fixture_session(TRACE_HIGH_LR, cfg, max_steps=5), cfg)
+    state, _ = step(G, drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, max_steps=5), cfg)
     moved_w = np.asarray(state.w)
     state = drag.reset_points(cfg, state, [[40, 40], [90, 90], [150, 150]], [[50, 60], [90, 99], [120, 150]])
     assert not bool(state.refs_ready) and int(state.steps_done) == 0
@@ -124,10 +124,10 @@ def test_reset_with_new_points_reuses_the_compiled_step_and_keeps_adam():
 
 
 def test_w_space_repeats_one_latent_and_sums_its_gradient():
-    G, data, _ = trace(TRACE_HIGH_LR)
+    G, data, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
-    state = fixture_session(TRACE_HIGH_LR, cfg, space="w", max_steps=2)
-    state, out = jitted_step()(G, state, cfg)
+    state = drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, space="w", max_steps=2)
+    state, out = jitted_drag_step()(G, state, cfg)
     ws, grad, w = np.asarray(out.ws), np.asarray(out.grad), np.asarray(state.w)
     np.testing.assert_array_equal(ws[:6], np.broadcast_to(data["w0"][0][0], (6, 512)))
     assert np.all(grad[1:] == 0) and np.any(grad[0] != 0)
@@ -136,13 +136,13 @@ def test_w_space_repeats_one_latent_and_sums_its_gradient():
 
 
 def test_mask_that_is_all_fixed_or_all_free_is_ignored_like_the_official_code():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
     for mask in (np.ones((256, 256)), np.zeros((256, 256))):
-        state = fixture_session(TRACE_HIGH_LR, cfg, mask=mask)
+        state = drag_fixture_session(DRAG_TRACE_HIGH_LR, cfg, mask=mask)
         assert not bool(state.use_mask)
-        state, _ = jitted_step()(G, state, cfg)
-        _, out = jitted_step()(G, state, cfg)
+        state, _ = jitted_drag_step()(G, state, cfg)
+        _, out = jitted_drag_step()(G, state, cfg)
         assert float(out.losses[cfg.max_points]) == 0.0
 
 
@@ -173,7 +173,7 @@ def test_torch_linspace_is_one_rounding_of_the_exact_grid():
 
 
 def test_radii_follow_pythons_rounding_of_the_512px_values():
-    G, _, _ = trace(TRACE_HIGH_LR)
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)  # 256 px
     assert (cfg.patch_radius, cfg.search_radius, cfg.stop_distance) == (2, 6, 2)
     big = dataclasses.replace(cfg, img_resolution=1024)
@@ -181,7 +181,7 @@ def test_radii_follow_pythons_rounding_of_the_512px_values():
 
 
 def test_bad_inputs_are_refused_with_clear_messages():
-    G, data, _ = trace(TRACE_HIGH_LR)
+    G, data, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
     w0 = data["w0"]
     with pytest.raises(ValueError, match="outside the 256x256 image"):

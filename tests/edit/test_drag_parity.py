@@ -16,18 +16,19 @@ import pytest
 
 from jaxgan.edit import drag
 from jaxgan.ops.resize import resize_bilinear
-from tests.edit.drag_fixture import TRACE_HIGH_LR, TRACE_LOW_LR, drag_config, fixture_session, jitted_step, trace
+from tests.helpers import (DRAG_TRACE_HIGH_LR, DRAG_TRACE_LOW_LR, drag_config, drag_fixture_session, drag_trace,
+                           jitted_drag_step)
 
 
 @functools.cache
 def run_trace(name, steps=20):
     """The official trace's settings run for `steps` steps: (fixture arrays, states 0..steps, step outputs)."""
-    G, data, settings = trace(name)
+    G, data, settings = drag_trace(name)
     cfg = drag_config(G, r1=settings["r1"], r2=settings["r2"], feature_idx=settings["feature_idx"])
-    state = fixture_session(name, cfg)
+    state = drag_fixture_session(name, cfg)
     states, outputs = [state], []
     for _ in range(steps):
-        state, out = jitted_step()(G, state, cfg)
+        state, out = jitted_drag_step()(G, state, cfg)
         states.append(state)
         outputs.append(out)
     return data, states, outputs
@@ -38,10 +39,10 @@ def grad_error(ours, reference):
     return float(np.max(np.abs(np.asarray(ours) - reference)) / np.max(np.abs(reference)))
 
 
-@pytest.mark.parametrize("name", [TRACE_LOW_LR, TRACE_HIGH_LR])
+@pytest.mark.parametrize("name", [DRAG_TRACE_LOW_LR, DRAG_TRACE_HIGH_LR])
 def test_step0_image_and_resized_feature_match_official(name):
     data, states, outputs = run_trace(name)
-    G, _, _ = trace(name)
+    G, _, _ = drag_trace(name)
     image = np.asarray(outputs[0].image).astype(int)
     reference = data["images"][0].astype(int)
     assert np.max(np.abs(image - reference)) <= 1  # uint8 truncation of equal floats up to 1e-4
@@ -51,7 +52,7 @@ def test_step0_image_and_resized_feature_match_official(name):
     np.testing.assert_allclose(np.asarray(outputs[0].ws), data["ws"][0][0], atol=0)
 
 
-@pytest.mark.parametrize("name", [TRACE_LOW_LR, TRACE_HIGH_LR])
+@pytest.mark.parametrize("name", [DRAG_TRACE_LOW_LR, DRAG_TRACE_HIGH_LR])
 def test_step0_gradient_and_update_match_official(name):
     data, states, outputs = run_trace(name)
     assert grad_error(outputs[0].grad, data["grad"][0][0]) <= 1e-4  # measured 1.5e-6
@@ -61,7 +62,7 @@ def test_step0_gradient_and_update_match_official(name):
 
 
 def test_low_lr_trace_points_losses_gradients_latents_match_official():
-    data, states, outputs = run_trace(TRACE_LOW_LR)
+    data, states, outputs = run_trace(DRAG_TRACE_LOW_LR)
     for k, out in enumerate(outputs):
         np.testing.assert_array_equal(np.asarray(out.points)[:2], data["points"][k], err_msg=f"step {k}")
         assert not bool(out.stop) and not data["stop"][k]
@@ -74,7 +75,7 @@ def test_low_lr_trace_points_losses_gradients_latents_match_official():
 
 
 def test_high_lr_trace_tracks_the_official_points():
-    data, states, outputs = run_trace(TRACE_HIGH_LR)
+    data, states, outputs = run_trace(DRAG_TRACE_HIGH_LR)
     points = np.stack([np.asarray(out.points)[:2] for out in outputs])
     # Identical for the first 10 steps (measured: 13); then rounding differences may move a handle by a pixel.
     np.testing.assert_array_equal(points[:10], data["points"][:10])
@@ -90,6 +91,6 @@ def test_high_lr_trace_tracks_the_official_points():
 
 
 def test_latent_rows_beyond_six_never_change():
-    data, states, _ = run_trace(TRACE_HIGH_LR)
+    data, states, _ = run_trace(DRAG_TRACE_HIGH_LR)
     np.testing.assert_array_equal(np.asarray(states[-1].w)[6:], data["w0"][0][6:])
     assert drag.NUM_OPTIMIZED_WS == 6

@@ -17,7 +17,7 @@ from jaxgan import parallel
 from jaxgan.edit import editgan
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import segbranch
-from tests.conftest import fixture_path, load_fixture
+from tests.helpers import fixture_path, load_fixture
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from checkpoints_convert.rosinality import convert_rosinality
 from jaxgan import sampling
 from jaxgan.edit import editgan, segtrain
 from jaxgan.models import stylegan2
-from tests.conftest import fixture_path
+from tests.helpers import fixture_path
 
 BRIGHT, DARK = 1, 2
 

@@ -20,7 +20,7 @@ from checkpoints_convert.stylegan2_pkl import convert_pickle
 from jaxgan import parallel
 from jaxgan.edit import invert
 from jaxgan.models import stylegan2
-from tests.conftest import fixture_path
+from tests.helpers import fixture_path
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from checkpoints_convert.rosinality import convert_rosinality
 from jaxgan.edit import segtrain
 from jaxgan.models import segbranch, stylegan2
 from jaxgan.models.stylegan2 import GeneratorConfig
-from tests.conftest import fixture_path
+from tests.helpers import fixture_path
 
 NUM_CLASSES = 3
 NUM_MODELS = 3

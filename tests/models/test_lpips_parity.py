@@ -20,7 +20,7 @@ import pytest
 from checkpoints_convert.keymap import fill_model
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import lpips
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 DIST_ATOL = 1e-6
 SPATIAL_ATOL = 1e-5

@@ -19,7 +19,7 @@ import pytest
 from checkpoints_convert.keymap import fill_model
 from jaxgan import label_maps
 from jaxgan.models import pix2pixhd as p2p
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 ATOL = 1e-4
 LOCAL = p2p.Pix2PixHDGeneratorConfig(input_nc=36, output_nc=3, netG="local", ngf=2, n_downsample_global=4,

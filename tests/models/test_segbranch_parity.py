@@ -14,7 +14,7 @@ import pytest
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.segbranch import convert_segbranch
 from jaxgan.models import segbranch
-from tests.conftest import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 MODES = segbranch.FEATURE_MODES
 

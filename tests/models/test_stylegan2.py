@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxgan.models import stylegan2
-from tests.models.test_stylegan2_parity import GENERATORS, generator_fixture
+from tests.helpers import GENERATORS, generator_fixture
 
 
 def test_random_noise_is_keyed_and_varies_per_sample_and_layer():

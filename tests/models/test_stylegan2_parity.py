@@ -14,30 +14,10 @@ import pytest
 
 from checkpoints_convert.keymap import fill_model
 from jaxgan.models import stylegan2
-from tests.conftest import load_fixture, nchw_to_nhwc
+from tests.helpers import GENERATORS, fixture_state_dict, generator_fixture, load_fixture, nchw_to_nhwc
 
 ATOL = 1e-4
-GENERATORS = ["sg2ada_G_res64.npz", "sg2ada_G_res32_cond.npz"]
 DISCRIMINATORS = ["sg2ada_D_res64.npz", "sg2ada_D_res32_cond.npz"]
-
-
-def _state_dict(data):
-    return {k[len("param/"):]: data[k] for k in data.files
-            if k.startswith("param/") and not k.endswith("resample_filter")}
-
-
-@functools.cache
-def generator_fixture(name):
-    data, meta = load_fixture(name)
-    kw = meta["init_kwargs"]
-    syn = kw["synthesis_kwargs"]
-    cfg = stylegan2.GeneratorConfig(
-        z_dim=kw["z_dim"], c_dim=kw["c_dim"], w_dim=kw["w_dim"], img_resolution=kw["img_resolution"],
-        img_channels=kw["img_channels"], mapping_layers=kw["mapping_kwargs"]["num_layers"],
-        channels=stylegan2.channels_by_resolution(kw["img_resolution"], syn["channel_base"],
-                                                  syn["channel_max"]),
-        conv_clamp=syn["conv_clamp"])
-    return fill_model(stylegan2.abstract_model(cfg), _state_dict(data)), data, meta
 
 
 @functools.cache
@@ -49,7 +29,7 @@ def discriminator_fixture(name):
         channels=stylegan2.channels_by_resolution(kw["img_resolution"], kw["channel_base"],
                                                   kw["channel_max"]),
         conv_clamp=kw["conv_clamp"], mbstd_group_size=kw["epilogue_kwargs"]["mbstd_group_size"])
-    return fill_model(stylegan2.abstract_model(cfg), _state_dict(data)), data
+    return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data
 
 
 def max_err(a, b):

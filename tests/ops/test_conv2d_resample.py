@@ -10,33 +10,9 @@ import pytest
 
 from jaxgan.ops.conv2d_resample import conv2d_resample
 from jaxgan.ops.upfirdn2d import setup_filter
-from tests.ops.test_upfirdn2d import naive_upfirdn2d
+from tests.helpers import naive_conv2d, naive_conv_transpose2d, naive_upfirdn2d
 
 FIR = setup_filter([1, 3, 3, 1])
-
-
-def naive_conv2d(x, w, stride=1, pad=0):
-    """torch.nn.functional.conv2d (correlation), NHWC input, OIHW weight."""
-    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    o, i, kh, kw = w.shape
-    oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    out = np.zeros((x.shape[0], oh, ow, o))
-    for ky in range(kh):
-        for kx in range(kw):
-            patch = x[:, ky: ky + stride * oh: stride, kx: kx + stride * ow: stride]  # [N, oh, ow, I]
-            out += patch @ w[:, :, ky, kx].T
-    return out
-
-
-def naive_conv_transpose2d(x, w_io, stride):
-    """torch.nn.functional.conv_transpose2d, padding 0: each input pixel scatters w_io[i, o] into the output."""
-    i_ch, o_ch, kh, kw = w_io.shape
-    n, h, w, _ = x.shape
-    out = np.zeros((n, (h - 1) * stride + kh, (w - 1) * stride + kw, o_ch))
-    for ky in range(kh):
-        for kx in range(kw):
-            out[:, ky: ky + stride * h: stride, kx: kx + stride * w: stride] += x @ w_io[:, :, ky, kx]
-    return out
 
 
 @pytest.fixture

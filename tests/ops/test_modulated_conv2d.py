@@ -7,8 +7,7 @@ import pytest
 
 from jaxgan.ops.modulated_conv2d import modulated_conv2d
 from jaxgan.ops.upfirdn2d import setup_filter
-from tests.ops.test_conv2d_resample import naive_conv2d, naive_conv_transpose2d
-from tests.ops.test_upfirdn2d import naive_upfirdn2d
+from tests.helpers import naive_conv2d, naive_conv_transpose2d, naive_upfirdn2d
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""upfirdn2d against a direct numpy transcription of its definition (zero-stuff, pad, true convolution, decimate)."""
+"""upfirdn2d against a direct numpy transcription of its definition (zero-stuff, pad, true convolution, decimate:
+`naive_upfirdn2d` in tests/helpers.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,34 +7,12 @@ import numpy as np
 import pytest
 
 from jaxgan.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
-
-
-def naive_upfirdn2d(x, f, up, down, pad, gain=1.0, flip_filter=False):
-    """NHWC, 2-D filter; every step written out with loops, no convolution routine."""
-    x0, x1, y0, y1 = pad
-    n, h, w, c = x.shape
-    stuffed = np.zeros((n, h * up, w * up, c), np.float64)
-    stuffed[:, ::up, ::up] = x
-    padded = np.zeros((n, h * up + max(y0, 0) + max(y1, 0), w * up + max(x0, 0) + max(x1, 0), c))
-    padded[:, max(y0, 0): max(y0, 0) + h * up, max(x0, 0): max(x0, 0) + w * up] = stuffed
-    padded = padded[:, max(-y0, 0): padded.shape[1] - max(-y1, 0), max(-x0, 0): padded.shape[2] - max(-x1, 0)]
-    f = np.asarray(f, np.float64) * gain
-    kernel = f if flip_filter else f[::-1, ::-1]  # convolution == correlation with the flipped filter
-    fh, fw = kernel.shape
-    oh, ow = padded.shape[1] - fh + 1, padded.shape[2] - fw + 1
-    out = np.zeros((n, oh, ow, c))
-    for i in range(fh):
-        for j in range(fw):
-            out += kernel[i, j] * padded[:, i: i + oh, j: j + ow]
-    return out[:, ::down, ::down]
+from tests.helpers import ASYMMETRIC, naive_upfirdn2d
 
 
 @pytest.fixture
 def images():
     return np.asarray(jax.random.normal(jax.random.key(0), (2, 7, 6, 3)))
-
-
-ASYMMETRIC = np.arange(1, 13, dtype=np.float32).reshape(3, 4)  # makes any wrong flip visible
 
 
 @pytest.mark.parametrize("up,down,pad", [(1, 1, (0, 0, 0, 0)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),

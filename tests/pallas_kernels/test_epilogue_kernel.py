@@ -12,7 +12,7 @@ from jaxgan.ops.epilogue import fused_epilogue
 from jaxgan.ops.implementation import use_implementation
 from jaxgan.ops.upfirdn2d import setup_filter
 from pallas_kernels.epilogue import fused_epilogue as epilogue_pallas
-from tests.ops.test_upfirdn2d import naive_upfirdn2d
+from tests.helpers import naive_upfirdn2d
 
 SQRT2 = float(np.sqrt(2))
 

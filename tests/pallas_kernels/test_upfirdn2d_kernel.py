@@ -1,7 +1,7 @@
 """The polyphase upfirdn2d Pallas kernel (interpret mode) against the official algorithm and its gradient.
 
 Expected values come from `upfirdn2d_reference` (zero-stuff, pad, depthwise convolution, decimate: a different
-formulation) and from the loop-by-loop numpy transcription in tests/ops/test_upfirdn2d.py.
+formulation) and from the loop-by-loop numpy transcription `naive_upfirdn2d` in tests/helpers.py.
 """
 
 import jax
@@ -12,7 +12,7 @@ import pytest
 from jaxgan.ops.upfirdn2d import setup_filter, upfirdn2d, upfirdn2d_reference
 from pallas_kernels.upfirdn2d import Tiling, transposed_padding
 from pallas_kernels.upfirdn2d import upfirdn2d as upfirdn2d_pallas
-from tests.ops.test_upfirdn2d import ASYMMETRIC, naive_upfirdn2d
+from tests.helpers import ASYMMETRIC, naive_upfirdn2d
 
 SLOW = pytest.mark.slow  # interpret mode is slow: CI runs one case of each kind (budget), these with -m slow
 CASES = [

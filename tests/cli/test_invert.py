@@ -16,8 +16,7 @@ from PIL import Image
 
 from jaxgan.cli import LPIPS_ENV, main
 from jaxgan.edit import invert_outputs
-from tests.cli_assertions import assert_refused
-from tests.test_cli_lpips import FILES_HINT, generator_checkpoint, lpips_checkpoint
+from tests.helpers import FILES_HINT, assert_refused, generator_checkpoint, lpips_checkpoint
 
 STEPS = 4
 NAMES = ["face", "face-2"]  # dir1/face.png and dir2/face.png

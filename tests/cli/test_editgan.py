@@ -12,9 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from jaxgan.cli import LPIPS_ENV, main
-from tests.cli_assertions import assert_refused
-from tests.conftest import fixture_path
-from tests.test_cli_lpips import _convert_once, lpips_checkpoint
+from tests.helpers import assert_refused, convert_once, fixture_path, generator_checkpoint, lpips_checkpoint
 
 STEPS = 3
 
@@ -25,8 +23,8 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    G = _convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
-    S, converted = _convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"),
+    G = convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
+    S, converted = convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"),
                                  "--kind", "segbranch")
     assert "S: segbranch (3 classifiers, 12 classes, 1024 feature channels)" in converted.output
     return G, S, lpips_checkpoint(tmp_path_factory)[0]
@@ -155,7 +153,6 @@ def test_refinement_of_an_official_vector_needs_class_ids(checkpoints, round_tri
 def test_classifier_files_for_another_generator_are_refused(checkpoints, tmp_path):
     """The classifiers expect 1024 feature channels; the 64 px stylegan2-ada fixture's layers give another count."""
     _, S, _ = checkpoints
-    from tests.test_cli_lpips import generator_checkpoint
 
     class _Factory:  # generator_checkpoint wants a tmp_path_factory; this test only needs a fresh folder
         @staticmethod

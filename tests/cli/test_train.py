@@ -6,7 +6,7 @@ import json
 from click.testing import CliRunner
 
 from jaxgan.cli import main
-from tests.cli_assertions import assert_refused
+from tests.helpers import assert_refused
 
 
 def run(*args):

@@ -12,8 +12,7 @@ from PIL import Image
 
 from jaxgan.cli import main
 from jaxgan.edit import drag_outputs
-from tests.cli_assertions import assert_refused
-from tests.conftest import fixture_path
+from tests.helpers import assert_refused, fixture_path
 
 FIXTURE = "draggan_trace_lr5e-2.npz"
 POINTS, TARGETS = "128,99;58,179", "128,130;69,158"  # the fixture's init_points and targets, (row, col)

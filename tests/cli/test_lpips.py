@@ -2,8 +2,8 @@
 (`lpips_distance` on the same arrays), pairing, JSON output, notes, and refusals that say which files to get.
 
 The LPIPS checkpoint is converted from the fixtures' random VGG16 trunk and the real v0.1 lin weights (distances are
-not perceptual, but the pipeline is the real one). `lpips_checkpoint` and `generator_checkpoint` convert once per
-test session and are shared with tests/test_cli_invert.py.
+not perceptual, but the pipeline is the real one). `lpips_checkpoint` and `generator_checkpoint` (tests/helpers.py)
+convert once per worker process and are shared with tests/cli/test_invert.py and tests/cli/test_editgan.py.
 """
 
 import functools
@@ -18,35 +18,12 @@ from PIL import Image
 from jaxgan.cli import LPIPS_ENV, lpips_pairs, main
 from jaxgan.images import load_rgb_pm1
 from jaxgan.models.lpips import lpips_distance
-from tests.cli_assertions import assert_refused
-from tests.conftest import fixture_path
-
-_CONVERTED = {}
+from tests.helpers import FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_checkpoint
 
 
 def run(*args, env=None):
     # LPIPS_ENV unset unless a test sets it, whatever the caller's environment holds
     return CliRunner().invoke(main, [str(a) for a in args], env={LPIPS_ENV: None, **(env or {})})
-
-
-def _convert_once(key, tmp_path_factory, *args):
-    if key not in _CONVERTED:
-        dst = tmp_path_factory.mktemp(key) / key
-        result = run("convert", *args[:1], dst, *args[1:])
-        assert result.exit_code == 0, result.output
-        _CONVERTED[key] = (dst, result)
-    return _CONVERTED[key]
-
-
-def lpips_checkpoint(tmp_path_factory):
-    """(checkpoint dir, convert result) of `jaxgan convert VGG.pth DST --kind lpips-vgg --lin LIN.pth`."""
-    return _convert_once("lpips-vgg", tmp_path_factory, fixture_path("vgg16_random_trunk_fp16.pth"), "--kind",
-                         "lpips-vgg", "--lin", fixture_path("lpips_v0.1_vgg_lin.pth"))
-
-
-def generator_checkpoint(tmp_path_factory):
-    """The 64 px stylegan2-ada fixture pickle as a jaxgan checkpoint (G and D)."""
-    return _convert_once("sg2ada", tmp_path_factory, fixture_path("sg2ada_res64.pkl"))[0]
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +142,6 @@ def test_alpha_is_dropped_with_a_note_and_the_checkpoint_may_come_from_the_envir
     assert result.stderr.startswith(f"note: {images['b_rgba']}: the alpha channel is dropped")
     (_, _, text), = lines(result)
     assert abs(float(text) - direct_distance(lpips_ckpt, images["a"], images["b"])) <= 5e-7 + 1e-6
-
-
-FILES_HINT = ("vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) and "
-              "lpips/weights/v0.1/vgg.pth")
 
 
 def test_missing_or_wrong_lpips_checkpoint_names_the_files_to_get(lpips_ckpt, images, tmp_path, tmp_path_factory):

@@ -16,8 +16,7 @@ from PIL import Image
 
 from jaxgan import label_maps
 from jaxgan.cli import main
-from tests.cli_assertions import assert_refused
-from tests.conftest import fixture_path, load_fixture
+from tests.helpers import assert_refused, fixture_path, load_fixture
 
 LABEL_PNG, INST_PNG = "pix2pixhd_small_label.png", "pix2pixhd_small_inst.png"
 MAX_FLIPPED = 8          # values allowed to differ by one grey level ...

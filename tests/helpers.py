@@ -1,0 +1,226 @@
+"""The shared test helpers: every function and constant that more than one test file uses lives here, and test files
+import them from here only (never from one another). Pytest fixtures shared by several files live in conftest.py.
+
+Sections: the fixtures folder, refused CLI commands, CLI checkpoint conversions (once per worker process), naive
+reference ops, the StyleGAN2 parity fixtures, the DragGAN trace fixtures. Project modules are imported inside the
+helpers that need them, so importing this module costs no more than numpy and pytest.
+"""
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# ----------------------------------------------------------------------------------------------------------------
+# The fixtures folder: ../shared/fixtures beside the project root
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+def fixture_path(name: str) -> Path:
+    """The path of fixture `name`; skips the calling test when the fixture (or the whole folder) is absent."""
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.skip(f"parity fixture {path} is absent (expected ../shared/fixtures beside the project root)")
+    return path
+
+
+def load_fixture(name: str):
+    """(arrays, meta) of a fixture .npz; PyTorch NCHW arrays are left as stored."""
+    data = np.load(fixture_path(name))
+    return data, json.loads(str(data["meta"]))
+
+
+def nchw_to_nhwc(x):
+    """A PyTorch NCHW array in jaxgan's NHWC layout."""
+    return np.transpose(x, (0, 2, 3, 1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Refused CLI commands: a non-zero exit, one `Error:` line, nothing written
+
+
+def assert_refused(result, message, *unwritten, exit_code=1):
+    """`result` (click's CliRunner) failed with `message` in its single `Error:` line and left `unwritten` absent.
+
+    exit_code: the expected code (1: a bad value, 2: a usage error), or None for any non-zero code. With 1 the
+    message is all the output there is.
+    """
+    if exit_code is None:
+        assert result.exit_code != 0, result.output
+    else:
+        assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    if result.exit_code == 1:
+        assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
+    for path in unwritten:
+        assert not path.exists(), f"{path} was written"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI checkpoint conversions, shared by tests/cli/test_lpips.py, test_invert.py and test_editgan.py
+
+FILES_HINT = ("vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) and "
+              "lpips/weights/v0.1/vgg.pth")  # what a refusal for want of an LPIPS checkpoint tells the user to get
+
+_CONVERTED = {}  # key -> (checkpoint dir, convert result): one conversion per worker process (-n 2 --dist loadfile)
+
+
+def convert_once(key, tmp_path_factory, *args):
+    """(checkpoint dir, click result) of `jaxgan convert ARGS[0] DST ARGS[1:]`, run once per process for `key`.
+
+    DST is a fresh folder from `tmp_path_factory` (anything with a `mktemp(name)`); later calls with the same key
+    return the first conversion, whatever factory they pass. LPIPS_ENV is unset for the command.
+    """
+    if key not in _CONVERTED:
+        from click.testing import CliRunner
+
+        from jaxgan.cli import LPIPS_ENV, main
+        dst = tmp_path_factory.mktemp(key) / key
+        command = ["convert", *args[:1], dst, *args[1:]]
+        result = CliRunner().invoke(main, [str(a) for a in command], env={LPIPS_ENV: None})
+        assert result.exit_code == 0, result.output
+        _CONVERTED[key] = (dst, result)
+    return _CONVERTED[key]
+
+
+def lpips_checkpoint(tmp_path_factory):
+    """(checkpoint dir, convert result) of `jaxgan convert VGG.pth DST --kind lpips-vgg --lin LIN.pth`.
+
+    The fixtures' random VGG16 trunk and the real v0.1 lin weights: the distances are not perceptual, but the
+    pipeline is the real one.
+    """
+    return convert_once("lpips-vgg", tmp_path_factory, fixture_path("vgg16_random_trunk_fp16.pth"), "--kind",
+                        "lpips-vgg", "--lin", fixture_path("lpips_v0.1_vgg_lin.pth"))
+
+
+def generator_checkpoint(tmp_path_factory):
+    """The 64 px stylegan2-ada fixture pickle as a jaxgan checkpoint (G and D)."""
+    return convert_once("sg2ada", tmp_path_factory, fixture_path("sg2ada_res64.pkl"))[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Naive reference ops: numpy loops written from the definitions, no convolution routine
+
+ASYMMETRIC = np.arange(1, 13, dtype=np.float32).reshape(3, 4)  # a 2-D filter that makes any wrong flip visible
+
+
+def naive_upfirdn2d(x, f, up, down, pad, gain=1.0, flip_filter=False):
+    """upfirdn2d by its definition (zero-stuff, pad, true convolution, decimate): NHWC, 2-D filter, every step
+    written out with loops, no convolution routine."""
+    x0, x1, y0, y1 = pad
+    n, h, w, c = x.shape
+    stuffed = np.zeros((n, h * up, w * up, c), np.float64)
+    stuffed[:, ::up, ::up] = x
+    padded = np.zeros((n, h * up + max(y0, 0) + max(y1, 0), w * up + max(x0, 0) + max(x1, 0), c))
+    padded[:, max(y0, 0): max(y0, 0) + h * up, max(x0, 0): max(x0, 0) + w * up] = stuffed
+    padded = padded[:, max(-y0, 0): padded.shape[1] - max(-y1, 0), max(-x0, 0): padded.shape[2] - max(-x1, 0)]
+    f = np.asarray(f, np.float64) * gain
+    kernel = f if flip_filter else f[::-1, ::-1]  # convolution == correlation with the flipped filter
+    fh, fw = kernel.shape
+    oh, ow = padded.shape[1] - fh + 1, padded.shape[2] - fw + 1
+    out = np.zeros((n, oh, ow, c))
+    for i in range(fh):
+        for j in range(fw):
+            out += kernel[i, j] * padded[:, i: i + oh, j: j + ow]
+    return out[:, ::down, ::down]
+
+
+def naive_conv2d(x, w, stride=1, pad=0):
+    """torch.nn.functional.conv2d (correlation), NHWC input, OIHW weight."""
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    o, i, kh, kw = w.shape
+    oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    out = np.zeros((x.shape[0], oh, ow, o))
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = x[:, ky: ky + stride * oh: stride, kx: kx + stride * ow: stride]  # [N, oh, ow, I]
+            out += patch @ w[:, :, ky, kx].T
+    return out
+
+
+def naive_conv_transpose2d(x, w_io, stride):
+    """torch.nn.functional.conv_transpose2d, padding 0: each input pixel scatters w_io[i, o] into the output."""
+    i_ch, o_ch, kh, kw = w_io.shape
+    n, h, w, _ = x.shape
+    out = np.zeros((n, (h - 1) * stride + kh, (w - 1) * stride + kw, o_ch))
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, ky: ky + stride * h: stride, kx: kx + stride * w: stride] += x @ w_io[:, :, ky, kx]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# StyleGAN2 parity fixtures (../shared/fixtures/sg2ada_*.npz): networks built from their `param/` state dicts
+
+GENERATORS = ["sg2ada_G_res64.npz", "sg2ada_G_res32_cond.npz"]  # 64 px; 32 px conditional
+
+
+def fixture_state_dict(data):
+    """The `param/<key>` arrays of a fixture .npz as a state dict, without the (recomputed) resample filters."""
+    return {k[len("param/"):]: data[k] for k in data.files
+            if k.startswith("param/") and not k.endswith("resample_filter")}
+
+
+@functools.cache
+def generator_fixture(name):
+    """(G, arrays, meta) of a generator fixture: the official weights in jaxgan's StyleGAN2 generator."""
+    from checkpoints_convert.keymap import fill_model
+    from jaxgan.models import stylegan2
+    data, meta = load_fixture(name)
+    kw = meta["init_kwargs"]
+    syn = kw["synthesis_kwargs"]
+    cfg = stylegan2.GeneratorConfig(
+        z_dim=kw["z_dim"], c_dim=kw["c_dim"], w_dim=kw["w_dim"], img_resolution=kw["img_resolution"],
+        img_channels=kw["img_channels"], mapping_layers=kw["mapping_kwargs"]["num_layers"],
+        channels=stylegan2.channels_by_resolution(kw["img_resolution"], syn["channel_base"],
+                                                  syn["channel_max"]),
+        conv_clamp=syn["conv_clamp"])
+    return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data, meta
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DragGAN trace fixtures (../shared/fixtures/draggan_trace_*.npz): generator, settings and a ready session
+
+DRAG_TRACE_LOW_LR = "draggan_trace_lr1e-3.npz"
+DRAG_TRACE_HIGH_LR = "draggan_trace_lr5e-2.npz"
+
+
+@functools.cache
+def drag_trace(name: str):
+    """(generator, arrays, settings) of one official trace; the generator comes from its `param/` state dict."""
+    from checkpoints_convert.stylegan2_pkl import convert_state_dict
+    data = np.load(fixture_path(name))
+    meta = json.loads(str(data["meta"]))
+    tensors = {key[len("param/"):]: data[key] for key in data.files if key.startswith("param/")}
+    G = convert_state_dict("Generator", meta["init_kwargs"], tensors, which=name)
+    return G, data, meta["settings"]
+
+
+def drag_config(G, **overrides):
+    """The DragConfig for generator G, with room for 4 handles unless `overrides` say otherwise."""
+    from jaxgan.edit import drag
+    return drag.DragConfig.for_generator(G.config, **{"max_points": 4, **overrides})
+
+
+def drag_fixture_session(name: str, cfg, **overrides):
+    """A new drag session with the trace's start latent, points, targets, mask and settings (`overrides` win)."""
+    from jaxgan.edit import drag
+    G, data, settings = drag_trace(name)
+    kwargs = dict(mask=data["mask"], lr=settings["lr"], lambda_mask=settings["lambda_mask"],
+                  max_steps=len(data["points"]))
+    kwargs.update(overrides)
+    return drag.new_session(cfg, data["w0"], data["init_points"], data["targets"], **kwargs)
+
+
+@functools.cache
+def jitted_drag_step():
+    """drag.drag_step compiled with a static cfg, one per process (so the tests share its compilations)."""
+    import jax
+
+    from jaxgan.edit import drag
+    return jax.jit(drag.drag_step, static_argnames="cfg")
