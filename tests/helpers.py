@@ -79,7 +79,8 @@ def convert_once(key, tmp_path_factory, *args):
     if key not in _CONVERTED:
         from click.testing import CliRunner
 
-        from jaxgan.cli import LPIPS_ENV, main
+        from jaxgan.cli import main
+        from jaxgan.cli.common import LPIPS_ENV
         dst = tmp_path_factory.mktemp(key) / key
         command = ["convert", *args[:1], dst, *args[1:]]
         result = CliRunner().invoke(main, [str(a) for a in command], env={LPIPS_ENV: None})

@@ -7,7 +7,6 @@ import click
 
 from jaxgan.cli.common import CHECKPOINT, outdir_option, progress, reports_errors, write_files
 from jaxgan.edit.drag import OFFICIAL_FEATURE_IDX, OFFICIAL_R1, OFFICIAL_R2, RULE_RESOLUTION, DragJob
-from jaxgan.files import atomic_write
 
 RADIUS_DEFAULT = (f"[default: recommended by the checkpoint, else the official {{official:g}} at {RULE_RESOLUTION} "
                   f"px and above, {{official:g}} * {RULE_RESOLUTION} / H below]")
@@ -120,14 +119,15 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
         note = drag_outputs.mask_note(drag_jobs[-1].mask)
         if note:
             click.echo(f"note: {f'job {job.name!r}: ' if job.name else ''}{note}", err=True)
+    sessions = drag.prepare_jobs(G, cfg, drag_jobs, [job.name for job in jobs])  # refusals come before the bar
     count = len(jobs)
     total = max(job.steps for job in jobs) + 1  # the step cap plus the closing observation
     label = "dragging" if count == 1 else f"dragging {count} sessions"
     with progress(total, label, item_show_func=lambda x: x) as bar:
         def on_step(done, _):
             bar.update(min(steps_per_call, total - bar.pos), f"{done}/{count} finished" if count > 1 else None)
-        outcomes = drag.run_jobs(G, cfg, drag_jobs, steps_per_call=steps_per_call, on_step=on_step,
-                                 names=[job.name for job in jobs])
+        outcomes = drag.run_jobs(G, cfg, drag_jobs, sessions=sessions, steps_per_call=steps_per_call,
+                                 on_step=on_step)
         bar.update(total - bar.pos)  # sessions that reach their targets end early
 
     summary_settings = {"r1": cfg.r1, "r2": cfg.r2, "feature_idx": cfg.feature_idx, "noise_mode": cfg.noise_mode,
@@ -136,11 +136,8 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
     for job, outcome in zip(jobs, outcomes):
         result = drag_outputs.DragResult.of(job, outcome)
         if trace_file is not None:
-            try:
-                trace_file.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(trace_file, lambda f: np.savez(f, **drag_outputs.trace_arrays(result)))
-            except OSError as e:
-                raise click.ClickException(f"cannot write the outputs: {e}") from None
+            arrays = drag_outputs.trace_arrays(result)
+            write_files(trace_file.parent, {trace_file.name: lambda f: np.savez(f, **arrays)})
         write_files(outdir / job.name if job.name else outdir,
                     drag_outputs.output_files(result, checkpoint=ckpt, settings=summary_settings,
                                               trace_file=trace_file))

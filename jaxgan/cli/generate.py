@@ -4,9 +4,8 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, load_generator, outdir_option, parse_seeds, png, progress, reports_errors,
-                               write_files)
-from jaxgan.files import atomic_write
+from jaxgan.cli.common import (CHECKPOINT, load_generator, npy, outdir_option, parse_seeds, png, progress,
+                               reports_errors, write_files)
 from jaxgan.sampling import GenerationOptions
 
 
@@ -73,7 +72,6 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         ws=read_latents(ws_file, cfg.num_ws, cfg.w_dim) if ws_file is not None else None, class_idx=class_idx)
     options = GenerationOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                                 noise_mode=noise_mode, fused_modconv=fused_modconv)
-    outdir.mkdir(parents=True, exist_ok=True)
     with progress(len(job.ids), f"generating {len(job.ids)} images") as bar:
         images = sampling.generate_images(G, **job.inputs, keys=sampling.noise_keys(job.ids, noise_seed),
                                           options=options, batch_size=batch_size, on_progress=bar.update)
@@ -84,6 +82,5 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         files["grid.png"] = png(tile_grid(pixels))
     write_files(outdir, files)
     if raw_file is not None:
-        raw_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(raw_file, lambda f: np.save(f, images.astype(np.float32)))
+        write_files(raw_file.parent, {raw_file.name: npy(images.astype(np.float32))})
     click.echo(f"wrote {len(job.names)} images to {outdir}" + (f" and {raw_file}" if raw_file else ""))

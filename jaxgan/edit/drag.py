@@ -577,17 +577,27 @@ def trim_trace(trace: dict, count: int, max_points: int) -> dict:
     return out
 
 
-def run_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], *, mesh=None, steps_per_call: int = 1,
-             on_step: Callable[[int, int], None] | None = None, names: list[str] | None = None) -> list[DragOutcome]:
-    """Run drag jobs together until each has finished: every job is checked first (a ValueError names the job by
-    `names[i]` when given), then all advance in one batched step per call, spread over `mesh` (default: as many
-    local devices as jobs, `parallel.mesh_for`). `on_step(finished, total)` after every call."""
+def prepare_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], names: list[str] | None = None
+                 ) -> list[DragState]:
+    """The fresh sessions of `jobs`, every job checked before anything runs: a ValueError names the job by
+    `names[i]` when given."""
     states = []
     for i, job in enumerate(jobs):
         try:
             states.append(session_of(G, cfg, job))
         except ValueError as e:
             raise ValueError(f"job {names[i]!r}: {e}" if names and names[i] else str(e)) from None
+    return states
+
+
+def run_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], *, sessions: list[DragState] | None = None,
+             mesh=None, steps_per_call: int = 1, on_step: Callable[[int, int], None] | None = None,
+             names: list[str] | None = None) -> list[DragOutcome]:
+    """Run drag jobs together until each has finished: all advance in one batched step per call, spread over
+    `mesh` (default: as many local devices as jobs, `parallel.mesh_for`). `sessions`: the jobs' `prepare_jobs`
+    sessions when the caller has checked them already (else they are prepared here). `on_step(finished, total)`
+    after every call."""
+    states = prepare_jobs(G, cfg, jobs, names) if sessions is None else sessions
     mesh = parallel.mesh_for(len(jobs)) if mesh is None else mesh
     finals, traces = run_sessions(G, cfg, states, mesh=mesh, steps_per_call=steps_per_call, on_step=on_step)
     return [DragOutcome(trace=trim_trace(trace, len(job.points), cfg.max_points),

@@ -9,7 +9,8 @@ from PIL import Image
 
 from jaxgan import demo
 from jaxgan.cli import main
-from jaxgan.demo import CHECKPOINT, DEMO_NAME, bundled_checkpoint
+from jaxgan.cli.common import CHECKPOINT
+from jaxgan.demo import DEMO_NAME, bundled_checkpoint
 from tests.helpers import assert_refused
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from jaxgan.cli import main
 from jaxgan.edit import drag_outputs
+from jaxgan.latents import read_latent
 from tests.helpers import assert_refused, fixture_path
 
 FIXTURE = "draggan_trace_lr5e-2.npz"
@@ -263,7 +264,7 @@ def test_mask_png_white_is_movable_alpha_ignored(tmp_path):
 def test_latent_shapes(tmp_path, shape):
     ws = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
     np.save(tmp_path / "w.npy", ws)
-    got = drag_outputs.load_latent(tmp_path / "w.npy", num_ws=4, w_dim=6)
+    got = read_latent(tmp_path / "w.npy", num_ws=4, w_dim=6)
     assert got.shape == (4, 6) and got.dtype == np.float32
     np.testing.assert_array_equal(got, np.broadcast_to(ws.reshape(-1, 6), (4, 6)))
 

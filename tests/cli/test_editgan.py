@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jaxgan.cli import LPIPS_ENV, main
+from jaxgan.cli import main
+from jaxgan.cli.common import LPIPS_ENV
 from tests.helpers import assert_refused, convert_once, fixture_path, generator_checkpoint, lpips_checkpoint
 
 STEPS = 3

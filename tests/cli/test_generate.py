@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jaxgan.cli import main, parse_seeds
+from jaxgan.cli import main
+from jaxgan.cli.common import parse_seeds
 from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
 
 ATOL = 1e-4

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jaxgan.cli import LPIPS_ENV, main
+from jaxgan.cli import main
+from jaxgan.cli.common import LPIPS_ENV
 from jaxgan.edit import invert_outputs
 from tests.helpers import FILES_HINT, assert_refused, generator_checkpoint, lpips_checkpoint
 
@@ -155,36 +156,6 @@ def test_reconstruction_is_what_the_saved_latent_renders(generator, run_w, run_w
             image = sampling.to_uint8(np.asarray(render(G, np.load(out / f"{name}_ws.npy")[None])))[0]
             recon = np.asarray(Image.open(out / f"{name}_recon.png")).astype(int)
             assert np.abs(recon - image).max() <= 1
-
-
-def test_batches_keep_each_images_key_and_order(monkeypatch):
-    """More images than one batch holds run as successive batches; image i keeps fold_in(key(seed), i) and its
-    place in the joined results (invert.invert replaced by a recorder: no compile)."""
-    from jaxgan import cli
-    from jaxgan.edit import invert
-    calls = []
-
-    def fake_invert(G, lpips, targets, *, keys, mesh, **kwargs):
-        calls.append((targets[:, 0, 0, 0].tolist(), np.asarray(jax.random.key_data(keys)), mesh.devices.size))
-        n = len(targets)
-        ids = targets[:, 0, 0, 0]
-        return {"ws": np.broadcast_to(ids[:, None, None], (n, 2, 3)), "images": targets, "lpips": ids, "mse": ids,
-                "psnr": ids, "losses": np.zeros((n, 3, 3)), "noise": [ids[:, None, None] * np.ones((n, 4, 4))],
-                "loss_names": ("lpips", "noise_reg", "loss")}
-
-    monkeypatch.setattr(invert, "invert", fake_invert)
-    monkeypatch.setattr(invert, "w_statistics", lambda G: (np.zeros(3, np.float32), 1.0))
-    targets = [np.full((4, 4, 3), i, np.float32) for i in range(6)]
-    devices = len(jax.local_devices())
-    result = cli._run_inversions(None, None, targets, space="w", cfg=invert.ProjectorConfig(steps=3), seed=7,
-                                 batch_size=1, steps_per_call=1)
-    batches = [list(range(s, min(s + devices, 6))) for s in range(0, 6, devices)]
-    assert [ids for ids, _, _ in calls] == batches and [size for *_, size in calls] == [len(b) for b in batches]
-    expected = np.stack([jax.random.key_data(jax.random.fold_in(jax.random.key(7), i)) for i in range(6)])
-    np.testing.assert_array_equal(np.concatenate([keys for _, keys, _ in calls]), expected)
-    np.testing.assert_array_equal(result["lpips"], np.arange(6))
-    assert result["ws"].shape == (6, 2, 3) and result["noise"][0].shape == (6, 4, 4)
-    np.testing.assert_array_equal(result["noise"][0][:, 0, 0], np.arange(6))
 
 
 def test_stems_are_made_unique():

@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from jaxgan.cli import LPIPS_ENV, lpips_pairs, main
+from jaxgan.cli import main
+from jaxgan.cli.common import LPIPS_ENV
+from jaxgan.models.lpips import lpips_pairs
 from jaxgan.images import load_rgb_pm1
 from jaxgan.models.lpips import lpips_distance
 from tests.helpers import FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_checkpoint

@@ -200,3 +200,21 @@ def test_bad_inputs_are_refused_with_clear_messages():
         drag.DragConfig.for_generator(G.config, feature_idx=7)
     with pytest.raises(ValueError, match=r"r1=1 \(given for 512 px images\) rounds to 0 px at 256 px; use r1 > 1"):
         drag.DragConfig.for_generator(G.config, r1=1.0)  # round(0.5) = 0: an empty patch, NaN in the official code
+
+
+def test_jobs_start_from_a_seed_or_a_latent_and_name_their_errors():
+    """run_jobs: a seed job and a job from that seed's start latent give identical drags; a bad job is named."""
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
+    cfg = drag_config(G)
+    by_seed = drag.DragJob(points=[(128, 99)], targets=[(128, 110)], seed=4, steps=2, lr=0.05)
+    by_latent = dataclasses.replace(by_seed, seed=None, w0=drag.start_latent(G, 4, by_seed.trunc))
+    np.testing.assert_array_equal(by_latent.w0, seed_w0(G, 4))  # the renderer's w0: mapping at psi 0.7
+    a, b = drag.run_jobs(G, cfg, [by_seed, by_latent])
+    assert a.steps_done == b.steps_done == 2 and a.trace["points"].shape == (3, 1, 2)
+    np.testing.assert_array_equal(a.final_ws, b.final_ws)
+    np.testing.assert_array_equal(a.trace["points"], b.trace["points"])
+    bad = dataclasses.replace(by_seed, points=[(300, 5)])
+    with pytest.raises(ValueError, match=r"job 'second': points \[\(300, 5\)\] lie outside"):
+        drag.run_jobs(G, cfg, [by_seed, bad], names=["first", "second"])
+    with pytest.raises(ValueError, match="exactly one of a seed and a latent"):
+        drag.run_jobs(G, cfg, [dataclasses.replace(by_latent, seed=1)])

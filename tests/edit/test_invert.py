@@ -140,3 +140,31 @@ def test_bad_targets_are_refused():
         invert.invert(G, L, np.zeros((1, 32, 32, 3)), w_stats=stats)
     with pytest.raises(ValueError, match="space must be"):
         invert.invert(G, L, targets(), space="z", w_stats=stats)
+
+
+def test_batches_keep_each_images_key_and_order(monkeypatch):
+    """More images than one batch holds run as successive batches; image i keeps fold_in(key(seed), i) and its
+    place in the joined results (invert.invert replaced by a recorder: no compile)."""
+    calls = []
+
+    def fake_invert(G, lpips, targets, *, keys, mesh, **kwargs):
+        calls.append((targets[:, 0, 0, 0].tolist(), np.asarray(jax.random.key_data(keys)), mesh.devices.size))
+        n = len(targets)
+        ids = targets[:, 0, 0, 0]
+        return {"ws": np.broadcast_to(ids[:, None, None], (n, 2, 3)), "images": targets, "lpips": ids, "mse": ids,
+                "psnr": ids, "losses": np.zeros((n, 3, 3)), "noise": [ids[:, None, None] * np.ones((n, 4, 4))],
+                "loss_names": ("lpips", "noise_reg", "loss")}
+
+    monkeypatch.setattr(invert, "invert", fake_invert)
+    monkeypatch.setattr(invert, "w_statistics", lambda G: (np.zeros(3, np.float32), 1.0))
+    targets = [np.full((4, 4, 3), i, np.float32) for i in range(6)]
+    devices = len(jax.local_devices())
+    result = invert.invert_images(None, None, targets, space="w", cfg=invert.ProjectorConfig(steps=3), seed=7,
+                                  batch_size=1, steps_per_call=1)
+    batches = [list(range(s, min(s + devices, 6))) for s in range(0, 6, devices)]
+    assert [ids for ids, _, _ in calls] == batches and [size for *_, size in calls] == [len(b) for b in batches]
+    expected = np.stack([jax.random.key_data(jax.random.fold_in(jax.random.key(7), i)) for i in range(6)])
+    np.testing.assert_array_equal(np.concatenate([keys for _, keys, _ in calls]), expected)
+    np.testing.assert_array_equal(result["lpips"], np.arange(6))
+    assert result["ws"].shape == (6, 2, 3) and result["noise"][0].shape == (6, 4, 4)
+    np.testing.assert_array_equal(result["noise"][0][:, 0, 0], np.arange(6))
