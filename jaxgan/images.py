@@ -10,7 +10,6 @@ channel is dropped with a warning (the generators model opaque images); grayscal
 """
 
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

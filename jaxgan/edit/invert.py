@@ -21,7 +21,6 @@ projector's initial noise and w jitter) comes from an explicit key per image.
 
 import dataclasses
 import functools
-import math
 from typing import Any, Callable
 
 import jax

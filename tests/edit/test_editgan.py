@@ -15,7 +15,6 @@ from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.segbranch import convert_segbranch
 from jaxgan import parallel
 from jaxgan.edit import editgan
-from jaxgan.models import lpips as lpips_model
 from jaxgan.models import segbranch
 from tests.helpers import fixture_path, load_fixture
 
