@@ -35,9 +35,10 @@ def resolve_checkpoint(value) -> Path:
     return bundled_checkpoint() if str(value) == DEMO_NAME else Path(value)
 
 
-# What `jaxgan demo` does with the bundled model. The drag is written for the bundled model's 64 px faces (radii are
-# the DragGAN UI's "pixels at 512 px", so 16 and 48 are 2 and 6 px here); a retrained model can override any of
-# these in its jaxgan.json under "demo".
+# What `jaxgan demo` does with a bundled model. These defaults were written for a 64 px model (radii are the DragGAN
+# UI's "pixels at 512 px", so 16 and 48 are 2 and 6 px there); the bundled 32 px model overrides the drag in its
+# jaxgan.json under "demo" (its drag settings are also what `jaxgan drag demo` takes by default, see
+# `jaxgan.edit.drag.recommended_settings`).
 DEFAULT_DEMO = {
     "samples": {"seeds": "0-15", "trunc": 0.7},
     "drag": {"seed": 0, "trunc": 0.7, "points": "40,24", "targets": "44,18", "steps": 60, "lr": 0.01, "r1": 16.0,
