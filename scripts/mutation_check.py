@@ -1,0 +1,133 @@
+"""Mutation check: do the tests catch one-line bugs in the losses, schedules, architectures and converters?
+
+Each mutation below replaces one exact piece of text in one source file. For each, the script copies the project
+(the files git tracks) into a temporary folder with `../shared` beside it, applies the mutation there, runs the tests
+that cover that code, and records whether they failed ("killed") or passed ("survived"). The working tree is never
+touched. Exit status 1 if any mutation survives or no longer applies (its text changed: update the list).
+
+    python scripts/mutation_check.py                   # all mutations (tens of minutes on a 2-core CPU)
+    python scripts/mutation_check.py --only train      # the mutations whose name contains "train"
+    python scripts/mutation_check.py --list            # print the list and exit
+
+Not part of CI (too slow); prints one JSON object with the machine, each mutation's outcome and time.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str          # relative to the project root
+    old: str           # must occur exactly once in the file
+    new: str
+    tests: tuple       # pytest node ids or files, relative to the project root
+
+
+MUTATIONS = (
+    # The three one-line bugs of issue 22, each of which passed the whole suite before it.
+    Mutation("train: D fake-term sign", "jaxgan/train/stylegan2.py",
+             "softplus(gen_logits)", "softplus(-gen_logits)", ("tests/train/test_stylegan2_losses.py",)),
+    Mutation("editgan: RGB weight 15 -> 1.5", "jaxgan/edit/editgan.py",
+             "rgb_weight: float = 15.0", "rgb_weight: float = 1.5", ("tests/edit/test_editgan.py",)),
+    Mutation("invert: W+ LPIPS weight 10 -> 1", "jaxgan/edit/invert.py",
+             "lpips_weight: float = 10.0", "lpips_weight: float = 1.0", ("tests/edit/test_invert.py",)),
+)
+
+
+def project_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return [name for name in out.decode().split("\0") if name]
+
+
+def make_copy(base: Path) -> Path:
+    """ROOT's tracked files under base/project, with base/shared pointing at ../shared (the fixtures)."""
+    copy = base / "project"
+    for name in project_files():
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        (base / "shared").symlink_to(shared)
+    return copy
+
+
+def run_tests(copy: Path, tests, timeout: int) -> tuple[int, float, str]:
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                              cwd=copy, capture_output=True, text=True, timeout=timeout, env=env)
+        code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    except subprocess.TimeoutExpired:
+        code, tail = -1, ["timed out"]
+    return code, time.perf_counter() - start, " ".join(tail)
+
+
+def check(mutation: Mutation, copy: Path, timeout: int) -> dict:
+    path = copy / mutation.file
+    original = path.read_text()
+    count = original.count(mutation.old)
+    if count != 1:
+        return {"name": mutation.name, "outcome": "does not apply", "detail": f"{count} occurrences of the text"}
+    path.write_text(original.replace(mutation.old, mutation.new))
+    try:
+        code, seconds, tail = run_tests(copy, mutation.tests, timeout)
+    finally:
+        path.write_text(original)
+    # pytest exit codes: 0 all passed (the mutation survived), 1 some failed (killed); anything else is an error
+    outcome = {0: "survived", 1: "killed"}.get(code, "error")
+    return {"name": mutation.name, "outcome": outcome, "seconds": round(seconds, 1), "pytest": tail}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="run the mutations whose name contains this text")
+    parser.add_argument("--list", action="store_true", help="print the mutations and exit")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per mutation's test run")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first run every covering test file unmutated (they must pass)")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if args.only is None or args.only in m.name]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.file}: {m.old!r} -> {m.new!r}  [{', '.join(m.tests)}]")
+        return 0
+    results = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="jaxgan-mutation-") as tmp:
+        copy = make_copy(Path(tmp))
+        if args.baseline:
+            tests = sorted({t.split("::")[0] for m in chosen for t in m.tests})
+            code, seconds, tail = run_tests(copy, tests, args.timeout)
+            print(f"baseline: {'passed' if code == 0 else 'FAILED'} in {seconds:.0f} s ({tail})", file=sys.stderr)
+            if code != 0:
+                return 1
+        for i, mutation in enumerate(chosen):
+            result = check(mutation, copy, args.timeout)
+            results.append(result)
+            print(f"[{i + 1}/{len(chosen)}] {result['outcome']:>14}  {mutation.name}  "
+                  f"({result.get('seconds', 0):.0f} s)", file=sys.stderr)
+    survivors = [r for r in results if r["outcome"] != "killed"]
+    print(json.dumps({"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                                  "cpus": os.cpu_count(), "python": platform.python_version()},
+                      "mutations": results, "killed": len(results) - len(survivors), "total": len(results),
+                      "seconds": round(time.perf_counter() - start, 1)}, indent=2))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
