@@ -180,7 +180,23 @@ def generator_fixture(name):
         img_channels=kw["img_channels"], mapping_layers=kw["mapping_kwargs"]["num_layers"],
         channels=stylegan2.channels_by_resolution(kw["img_resolution"], syn["channel_base"],
                                                   syn["channel_max"]),
-        conv_clamp=syn["conv_clamp"])
+        conv_clamp=syn["conv_clamp"], architecture=syn.get("architecture", "skip"))
+    return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data, meta
+
+
+@functools.cache
+def discriminator_fixture(name):
+    """(D, arrays, meta) of a discriminator fixture: the official weights in jaxgan's StyleGAN2 discriminator."""
+    from checkpoints_convert.keymap import fill_model
+    from jaxgan.models import stylegan2
+    data, meta = load_fixture(name)
+    kw = meta["init_kwargs"]
+    cfg = stylegan2.DiscriminatorConfig(
+        c_dim=kw["c_dim"], img_resolution=kw["img_resolution"], img_channels=kw["img_channels"],
+        channels=stylegan2.channels_by_resolution(kw["img_resolution"], kw["channel_base"],
+                                                  kw["channel_max"]),
+        conv_clamp=kw["conv_clamp"], mbstd_group_size=kw["epilogue_kwargs"]["mbstd_group_size"],
+        architecture=kw.get("architecture", "resnet"))
     return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data, meta
 
 

@@ -12,24 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints_convert.keymap import fill_model
 from jaxgan.models import stylegan2
-from tests.helpers import GENERATORS, fixture_state_dict, generator_fixture, load_fixture, nchw_to_nhwc
+from tests.helpers import GENERATORS, discriminator_fixture, generator_fixture, nchw_to_nhwc
 
 ATOL = 1e-4
 DISCRIMINATORS = ["sg2ada_D_res64.npz", "sg2ada_D_res32_cond.npz"]
-
-
-@functools.cache
-def discriminator_fixture(name):
-    data, meta = load_fixture(name)
-    kw = meta["init_kwargs"]
-    cfg = stylegan2.DiscriminatorConfig(
-        c_dim=kw["c_dim"], img_resolution=kw["img_resolution"], img_channels=kw["img_channels"],
-        channels=stylegan2.channels_by_resolution(kw["img_resolution"], kw["channel_base"],
-                                                  kw["channel_max"]),
-        conv_clamp=kw["conv_clamp"], mbstd_group_size=kw["epilogue_kwargs"]["mbstd_group_size"])
-    return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data
 
 
 def max_err(a, b):
@@ -88,7 +75,7 @@ def test_gradient_wrt_ws_matches_official(name):
 
 @pytest.mark.parametrize("name", DISCRIMINATORS)
 def test_discriminator_logits_match_official(name):
-    D, data = discriminator_fixture(name)
+    D, data, _ = discriminator_fixture(name)
     logits = jax.jit(stylegan2.discriminate)(D, jnp.asarray(nchw_to_nhwc(data["in/img"])), data["in/c"])
     assert logits.shape == data["out/logits"].shape
     assert max_err(logits, data["out/logits"]) <= ATOL
