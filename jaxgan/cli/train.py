@@ -36,12 +36,14 @@ def train_command(config, out, kimg, resume, snapshot_kimg, tick_kimg, batch_siz
       jaxgan train toyfaces64 --out runs/faces --kimg 600 --resume
       jaxgan generate runs/faces/network-000300 --seeds 0-15 --outdir samples --grid
     """
-    from jaxgan.train.run import RunError, check_run_directory, load_config, run_training
+    from jaxgan.parallel import data_mesh
+    from jaxgan.train.run import RunError, check_run_directory, get_trainer, load_config, run_training
     if kimg <= 0 or snapshot_kimg <= 0 or tick_kimg <= 0:
         raise click.UsageError("--kimg, --snapshot-kimg and --tick-kimg must be positive")
     try:
         cfg = load_config(config, {"batch_size": batch_size, "seed": seed})
         check_run_directory(out, cfg, resume)
+        get_trainer(cfg, data_mesh())  # refuses a batch the devices cannot split, before OUT is written
     except (RunError, ValueError, TypeError) as e:
         raise click.ClickException(str(e)) from None
     total = int(round(kimg * 1000))

@@ -13,7 +13,8 @@ from PIL import Image
 
 from jaxgan.cli import main
 from jaxgan.cli.common import LPIPS_ENV
-from tests.helpers import assert_refused, convert_once, fixture_path, generator_checkpoint, lpips_checkpoint
+from tests.helpers import (assert_refused, convert_once, fixture_path, generator_checkpoint, load_fixture,
+                           lpips_checkpoint)
 
 STEPS = 3
 
@@ -203,3 +204,88 @@ def test_train_seg_refuses_unpaired_annotations(checkpoints, round_trip, tmp_pat
     result = run("editgan", "train-seg", G, "--latents", latents, "--masks", masks, "--classes", 12,
                  "--out", tmp_path / "seg")
     assert_refused(result, "unpaired: car1, other", tmp_path / "seg")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Content: `seg` labels are the official segmentation; `train-seg` scores the held-out images as numpy does
+
+
+def _official_uint8(images_nchw):
+    """generate.py's conversion, (x * 127.5 + 128) clipped, truncated, of the official float images."""
+    return np.clip(np.transpose(images_nchw, (0, 2, 3, 1)) * np.float32(127.5) + np.float32(128), 0,
+                   255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_seg_labels_are_the_official_segmentation_of_the_fixture_latents(checkpoints, tmp_path, mode):
+    """editgan_segbranch_res64.npz holds the official EditGAN generator + classifiers' argmax of the mean logits
+    (`out/{mode}_seg_b{i}`) for its latents `out/w_plus_trunc`, computed by the official PyTorch code: the command
+    must write exactly those class ids (the two modes differ at 142 and 26 pixels), and the image the official one
+    through the uint8 rule (a value within float32 rounding of a grey-level boundary may flip by one)."""
+    G, S, _ = checkpoints
+    data, _ = load_fixture("editgan_segbranch_res64.npz")
+    np.save(tmp_path / "ws.npy", data["out/w_plus_trunc"])
+    out = tmp_path / "out"
+    result = run("editgan", "seg", G, "--seg", S, "--ws", tmp_path / "ws.npy", "--mode", mode, "--outdir", out)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(out / "ws.npy"), data["out/w_plus_trunc"])
+    official = _official_uint8(data["out/img"])
+    scaled = np.transpose(data["out/img"], (0, 2, 3, 1)).astype(np.float64) * 127.5 + 128
+    for i in range(2):
+        labels = np.asarray(Image.open(out / f"ws{i:04d}_labels.png"))
+        np.testing.assert_array_equal(labels, data[f"out/{mode}_seg_b{i}"])
+        image = np.asarray(Image.open(out / f"ws{i:04d}.png")).astype(int)
+        differ = image != official[i]
+        assert not np.any(differ & (np.abs(scaled[i] - np.round(scaled[i])) > 1e-4 * 127.5))
+        assert np.all(np.abs(image - official[i])[differ] == 1)
+
+
+def _position_mask():
+    """A 3-class mask that is a function of position only: class 0 above row 21, below it class 1 on the left half
+    and class 2 on the right (the generator's features carry position, e.g. its learned 4x4 constant)."""
+    y, x = np.mgrid[0:64, 0:64]
+    return np.where(y < 21, 0, np.where(x < 32, 1, 2)).astype(np.uint8)
+
+
+def test_train_seg_reports_the_held_out_scores_of_its_predictions(checkpoints, tmp_path):
+    """Train on the fixture's two untruncated latents (out/w_plus), score on the same z truncated (out/w_plus_trunc,
+    psi 0.7: other latents, other images), all with the positional mask. The branch's predictions for the held-out
+    latents are read back through `editgan seg` (the mean-logit argmax, bilinear, as evaluation uses) and scored
+    here in numpy: per-class accuracy = correct / true pixels of the class, IoU = correct / (true + predicted -
+    correct), mIoU their mean, pixel accuracy = correct / all. The command's printed and stored scores must be
+    those (within 1e-3, about two pixels of a class)."""
+    G, _, _ = checkpoints
+    data, _ = load_fixture("editgan_segbranch_res64.npz")
+    mask = _position_mask()
+    train_latents, train_masks = _annotations(tmp_path / "train", data["out/w_plus"], [mask, mask])
+    held_ws = data["out/w_plus_trunc"]
+    eval_latents, eval_masks = _annotations(tmp_path / "eval", held_ws, [mask, mask])
+    result = run("editgan", "train-seg", G, "--latents", train_latents, "--masks", train_masks, "--classes", 3,
+                 "--models", 2, "--epochs", 1, "--eval-latents", eval_latents, "--eval-masks", eval_masks,
+                 "--out", tmp_path / "seg3")
+    assert result.exit_code == 0, result.output
+    np.save(tmp_path / "held.npy", held_ws)
+    seg = run("editgan", "seg", G, "--seg", tmp_path / "seg3", "--ws", tmp_path / "held.npy", "--outdir",
+              tmp_path / "pred")
+    assert seg.exit_code == 0, seg.output
+    predicted = np.stack([np.asarray(Image.open(tmp_path / "pred" / f"ws{i:04d}_labels.png")) for i in range(2)])
+    truth = np.stack([mask, mask])
+    correct = np.array([np.sum((truth == c) & (predicted == c)) for c in range(3)])
+    in_truth = np.array([np.sum(truth == c) for c in range(3)])
+    in_prediction = np.array([np.sum(predicted == c) for c in range(3)])
+    accuracy, iou = correct / in_truth, correct / (in_truth + in_prediction - correct)
+    pixel_accuracy = correct.sum() / truth.size
+    assert pixel_accuracy > 0.9  # the positional rule is learnt (measured 0.99; always the largest class: 0.34)
+    evaluation = json.loads((tmp_path / "seg3" / "jaxgan.json").read_text())["evaluation"]
+    assert evaluation["images"] == ["car0", "car1"]
+    np.testing.assert_allclose(evaluation["per_class_accuracy"], accuracy, atol=1e-3)
+    np.testing.assert_allclose(evaluation["per_class_iou"], iou, atol=1e-3)
+    assert abs(evaluation["pixel_accuracy"] - pixel_accuracy) <= 1e-3 and abs(evaluation["miou"] - iou.mean()) <= 1e-3
+    lines = result.output.splitlines()
+    summary = next(line for line in lines if line.startswith("held-out (2 images): pixel accuracy"))
+    printed = [float(v) for v in summary.replace(",", "").split()[-3::2]]
+    np.testing.assert_allclose(printed, [pixel_accuracy, iou.mean()], atol=1.5e-3)
+    for c in range(3):
+        line = next(line for line in lines if line.startswith(f"  class {c}: accuracy "))
+        values = [float(v) for v in line.replace(",", "").split()[-3::2]]
+        np.testing.assert_allclose(values, [accuracy[c], iou[c]], atol=1.5e-3)

@@ -115,3 +115,92 @@ def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "jaxgan", "generate", "--help"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and "--seeds" in result.stdout and "--noise-mode" in result.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Options reach the images: --noise-mode, --noise-seed, --fused-modconv, --class, and grid.png's content
+
+
+def test_noise_mode_none_matches_the_official_img_none(pkl_checkpoint, tmp_path):
+    """out/img_none = G.synthesis(ws_psi1, noise_mode='none'): no noise at all, unlike the stored const noise
+    (the two fixture images differ by up to 6)."""
+    data, _ = load_fixture("sg2ada_G_res64.npz")
+    np.save(tmp_path / "ws.npy", data["out/ws_psi1"])
+    result = run("generate", pkl_checkpoint, "--ws", tmp_path / "ws.npy", "--noise-mode", "none",
+                 "--outdir", tmp_path / "out", "--raw", tmp_path / "r.npy")
+    assert result.exit_code == 0, result.output
+    assert np.abs(np.load(tmp_path / "r.npy") - nchw_to_nhwc(data["out/img_none"])).max() <= ATOL
+
+
+def test_fused_modconv_gives_the_official_images_as_the_default_does(pkl_checkpoint, tmp_path):
+    """fused_modconv changes the order of operations only: the official fused (img_const) and unfused
+    (img_const_unfused) outputs agree to 1e-5, and so must --fused-modconv and the default."""
+    data, _ = load_fixture("sg2ada_G_res64.npz")
+    np.save(tmp_path / "ws.npy", data["out/ws_psi1"])
+    for name, extra in (("fused", ["--fused-modconv"]), ("default", [])):
+        result = run("generate", pkl_checkpoint, "--ws", tmp_path / "ws.npy", *extra, "--outdir", tmp_path / name,
+                     "--raw", tmp_path / f"{name}.npy")
+        assert result.exit_code == 0, result.output
+    fused, default = np.load(tmp_path / "fused.npy"), np.load(tmp_path / "default.npy")
+    assert np.abs(fused - nchw_to_nhwc(data["out/img_const"])).max() <= ATOL
+    assert np.abs(fused - nchw_to_nhwc(data["out/img_const_unfused"])).max() <= ATOL
+    assert np.abs(fused - default).max() <= 1e-5
+
+
+def test_noise_seed_draws_the_random_noise(pkl_checkpoint, tmp_path):
+    """--noise-mode random: the same --noise-seed gives the same images, another seed other images, and neither
+    is the const-noise image of the same seeds."""
+    raws = {}
+    for name, args in (("a", ["--noise-seed", "3"]), ("b", ["--noise-seed", "3"]), ("c", ["--noise-seed", "4"])):
+        result = run("generate", pkl_checkpoint, "--seeds", "0-3", "--noise-mode", "random", *args,
+                     "--outdir", tmp_path / name, "--raw", tmp_path / f"{name}.npy")
+        assert result.exit_code == 0, result.output
+        raws[name] = np.load(tmp_path / f"{name}.npy")
+    result = run("generate", pkl_checkpoint, "--seeds", "0-3", "--outdir", tmp_path / "const",
+                 "--raw", tmp_path / "const.npy")
+    assert result.exit_code == 0, result.output
+    const = np.load(tmp_path / "const.npy")
+    np.testing.assert_array_equal(raws["a"], raws["b"])
+    for i in range(4):  # every image changes with the noise seed, and random noise is not the stored noise
+        assert np.abs(raws["a"][i] - raws["c"][i]).max() > 0.05
+        assert np.abs(raws["a"][i] - const[i]).max() > 0.05
+
+
+def test_grid_png_is_the_pngs_tiled_row_by_row(pkl_checkpoint, tmp_path):
+    """5 images: 3 columns (ceil(sqrt(5))), 2 rows, filled row by row, the sixth cell black. --batch-size 1 runs
+    them in chunks of 4 (one per device), the shape the other tests compile."""
+    out = tmp_path / "out"
+    result = run("generate", pkl_checkpoint, "--seeds", "0-4", "--grid", "--batch-size", "1", "--outdir", out)
+    assert result.exit_code == 0, result.output
+    tiles = [np.asarray(Image.open(out / f"seed{s:04d}.png")) for s in range(5)]
+    expected = np.zeros((2 * 64, 3 * 64, 3), np.uint8)
+    for i, tile in enumerate(tiles):
+        row, col = i // 3, i % 3
+        expected[row * 64:(row + 1) * 64, col * 64:(col + 1) * 64] = tile
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "grid.png")), expected)
+    assert not np.array_equal(tiles[1], tiles[3])  # the tiles are distinguishable, so the order is checked
+
+
+@pytest.fixture(scope="module")
+def conditional_checkpoint(tmp_path_factory):
+    """The 32 px conditional fixture generator (c_dim 5) saved as a jaxgan checkpoint."""
+    from jaxgan.checkpoint import save_checkpoint
+    from tests.helpers import generator_fixture
+    G = generator_fixture("sg2ada_G_res32_cond.npz")[0]
+    return save_checkpoint(tmp_path_factory.mktemp("cond") / "cond", {"G": G})
+
+
+@pytest.mark.parametrize("class_idx", [0, 3])
+def test_class_labels_the_conditional_generator(conditional_checkpoint, tmp_path, class_idx):
+    """Fixture row i has z_i and the one-hot label of class i; --class K labels every z with class K, so row K of
+    the output is the official out/img_const row K and the other rows (other z, class K) are not theirs."""
+    data, _ = load_fixture("sg2ada_G_res32_cond.npz")
+    assert np.array_equal(data["in/c"], np.eye(5, dtype=np.float32)[:4])
+    np.save(tmp_path / "z.npy", data["in/z"])
+    result = run("generate", conditional_checkpoint, "--z", tmp_path / "z.npy", "--class", class_idx,
+                 "--outdir", tmp_path / "out", "--raw", tmp_path / "r.npy")
+    assert result.exit_code == 0, result.output
+    raw, reference = np.load(tmp_path / "r.npy"), nchw_to_nhwc(data["out/img_const"])
+    assert np.abs(raw[class_idx] - reference[class_idx]).max() <= ATOL
+    for i in set(range(4)) - {class_idx}:
+        assert np.abs(raw[i] - reference[i]).max() > 0.05

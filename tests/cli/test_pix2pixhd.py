@@ -198,3 +198,48 @@ def test_convert_refuses_encoding_options_elsewhere_and_encodings_that_do_not_fi
     result = run("convert", fixture_path("pix2pixhd_small_latest_net_G.pth"), dst, "--kind", "pix2pixhd",
                  "--no-instance")
     assert_refused(result, "pix2pixhd_small_latest_net_G.pth: G: input_nc 36 does not match the input encoding", dst)
+
+
+def test_label_nc_0_image_is_the_generator_on_the_encoded_picture(tmp_path):
+    """The written image for a --label-nc 0 model is `pix2pixhd.generate` on the input the official code builds,
+    written out here: the RGB picture read as aligned_dataset.py reads it (ToTensor: x / 255, then
+    Normalize(0.5, 0.5): (x - 0.5) / 0.5), then the instance edge map of util get_edges (1 at both pixels of every
+    horizontally or vertically adjacent pair of different ids), through util.tensor2im: (x + 1) / 2 * 255 in
+    float32, clipped to [0, 255], truncated. The preview is tensor2im of the picture channels."""
+    import jax
+
+    from jaxgan.checkpoint import save_checkpoint
+    from jaxgan.models import pix2pixhd
+    cfg = pix2pixhd.Pix2PixHDGeneratorConfig(input_nc=4, label_nc=0, ngf=4, n_downsample_global=1, n_blocks_global=1)
+    G = pix2pixhd.init_generator(cfg, jax.random.key(1))
+    ckpt = save_checkpoint(tmp_path / "rgb", {"G": G})
+    rng = np.random.RandomState(0)
+    picture = rng.randint(0, 256, (16, 24, 3)).astype(np.uint8)
+    picture[:, :8] = (0, 51, 255)  # a flat region beside the noise
+    Image.fromarray(picture).save(tmp_path / "pic.png")
+    inst = np.zeros((16, 24), np.uint16)
+    inst[:, 12:] = 40000
+    inst[4:9, 3:7] = 7
+    Image.fromarray(inst).save(tmp_path / "inst.png")
+    out = tmp_path / "out"
+    result = run("pix2pixhd", ckpt, "--labels", tmp_path / "pic.png", "--inst", tmp_path / "inst.png", "--outdir", out)
+    assert result.exit_code == 0, result.output
+
+    label = (picture.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
+    edge = np.zeros(inst.shape, bool)
+    dx, dy = inst[:, 1:] != inst[:, :-1], inst[1:, :] != inst[:-1, :]
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    # columns 11 and 12 on all 16 rows; the 5x4 box's 14 border pixels and its 5 + 5 + 4 + 4 outer neighbours
+    assert edge.sum() == 32 + 14 + 18
+    encoded = np.concatenate([label, edge[..., None].astype(np.float32)], axis=-1)[None]
+    x = np.asarray(pix2pixhd.generate(G, encoded))[0].astype(np.float32)
+    expected = np.clip((x + np.float32(1)) / np.float32(2) * np.float32(255), 0, 255).astype(np.uint8)
+    got = np.asarray(Image.open(out / "pic_synthesized_image.png"))
+    assert got.shape == (16, 24, 3) and len(np.unique(expected)) > 50  # a varied image, not a flat one
+    np.testing.assert_array_equal(got, expected)
+    preview = np.clip((label + np.float32(1)) / np.float32(2) * np.float32(255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "pic_input_label.png")), preview)
+    assert np.abs(preview.astype(int) - picture).max() <= 1  # the picture back, up to float32 truncation
