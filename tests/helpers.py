@@ -155,6 +155,60 @@ def naive_conv_transpose2d(x, w_io, stride):
     return out
 
 
+
+# LPIPS v0.1 vgg written out from its definition (richzhang/PerceptualSimilarity lpips.py): ScalingLayer, torchvision
+# vgg16().features up to relu5_3 (taps after the ReLUs of convs 2, 7, 14, 21, 28), unit-normalised channels (eps
+# added to the norm), lin-weighted squared differences, spatial mean, sum over the five taps.
+_NAIVE_VGG16 = (0, 2, "M", 5, 7, "M", 10, 12, 14, "M", 17, 19, 21, "M", 24, 26, 28)
+_NAIVE_VGG16_TAPS = (2, 7, 14, 21, 28)
+
+
+@functools.cache
+def naive_lpips_weights(trunk="vgg16_random_trunk_fp16.pth", lin="lpips_v0.1_vgg_lin.pth"):
+    """({conv index: (weight OIHW, bias)}, [lin_k [C_k]]) as float64 numpy, read straight from the fixture files."""
+    from checkpoints_convert.torch_reader import load_torch_file
+    t = load_torch_file(fixture_path(trunk))
+    l_ = load_torch_file(fixture_path(lin))
+    convs = {i: (np.asarray(t[f"features.{i}.weight"], np.float64), np.asarray(t[f"features.{i}.bias"], np.float64))
+             for i in _NAIVE_VGG16 if i != "M"}
+    lins = [np.asarray(l_[f"lin{k}.model.1.weight"], np.float64).reshape(-1) for k in range(5)]
+    return convs, lins
+
+
+def naive_lpips_vgg(x0, x1, weights=None):
+    """[N] LPIPS v0.1 vgg distance of NHWC images in [-1, 1] by the definition above: numpy in float64, the conv
+    products as plain matrix products (no convolution routine, nothing of jaxgan's LPIPS)."""
+    import jax
+    import jax.numpy as jnp
+    convs, lins = naive_lpips_weights() if weights is None else weights
+    shift = np.array([-0.030, -0.088, -0.188])
+    scale = np.array([0.458, 0.448, 0.450])
+    n = len(x0)
+    x = (np.concatenate([x0, x1]).astype(np.float64) - shift) / scale
+    total = np.zeros(n)
+    k = 0
+    for layer in _NAIVE_VGG16:
+        if layer == "M":
+            b, h, w, c = x.shape
+            x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+            continue
+        weight, bias = convs[layer]
+        b, h, w, c = x.shape
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        # 3x3 correlation, padding 1, as one product: patches [B, H, W, (ky, kx, c)] x weight [(ky, kx, c), O]
+        patches = np.concatenate([padded[:, ky: ky + h, kx: kx + w] for ky in range(3) for kx in range(3)], axis=-1)
+        # The product in float32 through XLA's dot (everything else float64 numpy): on a busy 2-core machine
+        # numpy's multi-threaded BLAS is up to 100x slower; the distances stay within 1e-8 of the official ones.
+        kernel = weight.transpose(2, 3, 1, 0).reshape(9 * c, -1)
+        product = jnp.dot(patches.astype(np.float32), kernel.astype(np.float32), precision=jax.lax.Precision.HIGHEST)
+        x = np.maximum(np.asarray(product, np.float64) + bias, 0)
+        if layer in _NAIVE_VGG16_TAPS:
+            f = x / (np.sqrt(np.sum(x * x, axis=-1, keepdims=True)) + 1e-10)
+            total += np.mean(np.sum(lins[k] * (f[:n] - f[n:]) ** 2, axis=-1), axis=(1, 2))
+            k += 1
+    return total
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # StyleGAN2 parity fixtures (../shared/fixtures/sg2ada_*.npz): networks built from their `param/` state dicts
 

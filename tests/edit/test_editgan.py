@@ -3,6 +3,12 @@
 The fixture's classifiers are seeded random networks, so their segmentation is not semantic; the editing test that
 needs a segmentation that follows the image trains one first (tests/edit/test_editgan_semantic.py). Here: the
 loss against the official order of operations, the dilation, batching, scale 0, and refusals.
+
+The loss values are checked where every term is non-zero against numbers computed here from the official
+fixture (editgan_segbranch_res64.npz: the official images and nearest-upsampled ensemble-mean logits of two
+latents) and numpy: 15 * (10 LPIPS + 5 MSE) of the images masked outside the region dilated as cv2.dilate(3x3, 3
+iterations) + the cross-entropy of the mean logits inside it (editgan.md §4.1, §4.3: EditGAN_tool.py:316-391,
+170-293).
 """
 
 import jax
@@ -16,7 +22,7 @@ from checkpoints_convert.segbranch import convert_segbranch
 from jaxgan import parallel
 from jaxgan.edit import editgan
 from jaxgan.models import segbranch
-from tests.helpers import fixture_path, load_fixture
+from tests.helpers import fixture_path, load_fixture, naive_lpips_vgg, nchw_to_nhwc
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +32,47 @@ def models():
     L = convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
     ws = load_fixture("editgan_segbranch_res64.npz")[0]["out/w_plus_trunc"]
     return G, S, L["LPIPS"], ws
+
+
+@pytest.fixture(scope="module")
+def official():
+    """The official images (NHWC, [-1, 1]), nearest-upsampled mean logits [2, 12, H, W] and their argmax [2, H, W]
+    of the fixture's two latents (EditGAN's generator and classifiers, torch nn.Upsample(mode='nearest'))."""
+    data = load_fixture("editgan_segbranch_res64.npz")[0]
+    logits = np.stack([data[f"out/nearest_mean_logits_b{b}"] for b in range(2)]).astype(np.float64)
+    seg = np.stack([data[f"out/nearest_seg_b{b}"] for b in range(2)])
+    return nchw_to_nhwc(data["out/img"]).astype(np.float64), logits, seg
+
+
+def _cv2_dilate(mask, iterations=3):
+    """cv2.dilate(mask, np.ones((3, 3)), iterations=3): each pass sets a pixel when any of its 3x3 neighbours
+    inside the image is set (pixels beyond the border count as unset)."""
+    out = np.asarray(mask, bool)
+    for _ in range(iterations):
+        padded = np.pad(out, 1)
+        out = np.zeros_like(out)
+        for dy in range(3):
+            for dx in range(3):
+                out |= padded[dy: dy + mask.shape[0], dx: dx + mask.shape[1]]
+    return out
+
+
+def _official_loss_terms(image, reference, region, target, logits):
+    """[LPIPS, MSE, CE, total] of EditGAN's edit / refinement loss, from the official images ([-1, 1], NHWC)
+    and mean logits [C, H, W], in numpy: x and x0 in [0, 1], m = 1 - dilate(region),
+    LPIPS(x m, x0 m) (normalize=True: 2 v - 1), mean((x m - x0 m)^2) over all pixels and channels,
+    CE of the mean logits at the dilated region's pixels against `target`, averaged over them, and
+    15 * (10 LPIPS + 5 * 1 MSE) + 1 CE (rgb_loss_weight 15, p_loss 10, 5 * mse_loss 1, ce weight 1)."""
+    dilated = _cv2_dilate(region)
+    m = (~dilated).astype(np.float64)[None, :, :, None]
+    x, x0 = (image[None] + 1) / 2 * m, (reference[None] + 1) / 2 * m
+    lpips = float(naive_lpips_vgg(2 * x - 1, 2 * x0 - 1)[0])
+    mse = float(np.mean((x - x0) ** 2))
+    z = logits[:, dilated].T  # [pixels, classes]
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    ce = float(-log_p[np.arange(len(z)), target[dilated]].mean())
+    return np.array([lpips, mse, ce, 15 * (10 * lpips + 5 * 1 * mse) + 1 * ce])
 
 
 def _square(size=64, lo=20, hi=36):
@@ -73,26 +120,80 @@ def test_touched_classes():
     assert editgan.touched_classes(before, before, region) == [1, 2, 3]  # nothing changes: the region's classes
 
 
-def test_edit_loss_matches_official_order_of_operations(models):
-    """At w0 the RGB terms vanish and the cross-entropy equals the official one: nearest-upsampled full feature
-    vectors at the dilated region's pixels (row-major), each classifier, mean of the logits, mean CE."""
+def test_edit_loss_matches_official_order_of_operations(models, official):
+    """At w0 the RGB terms vanish and the cross-entropy equals the official one: the official nearest-upsampled
+    ensemble-mean logits (the fixture's) at the pixels of the region dilated as cv2.dilate, mean CE."""
     G, S, L, ws = models
     region = _square()
     target = np.full((64, 64), 7, np.int32)
     images, _ = editgan.render(G, S, ws[:1])
-    problems, dilated = editgan.make_problems(ws[:1], (images + 1) / 2, region[None], target[None],
-                                              editgan.EditConfig())
+    problems, _ = editgan.make_problems(ws[:1], (images + 1) / 2, region[None], target[None],
+                                        editgan.EditConfig())
     problem = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0]), problems)
     parts = _losses(G, S, L, problem)
-    _, feats = segbranch.layer_features(G, ws[:1])
-    ys, xs = np.nonzero(dilated[0])
-    vectors = segbranch.pixel_features(tuple(f[0] for f in feats), jnp.asarray(ys), jnp.asarray(xs), 64, "nearest")
-    logits = np.asarray(segbranch.ensemble_logits(S, vectors)).mean(axis=0)
+    logits = official[1][0][:, _cv2_dilate(region)].T  # [pixels, classes]
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected_ce = -log_p[:, 7].mean()
     assert float(parts[0]) < 1e-9 and float(parts[1]) < 1e-9
     np.testing.assert_allclose(float(parts[2]), expected_ce, rtol=1e-5)
     np.testing.assert_allclose(float(parts[3]), float(parts[2]), rtol=1e-6)
+
+
+def test_problem_masks_are_the_cv2_dilated_region():
+    """make_problems: the RGB mask is 1 outside the region dilated by three 3x3 passes (a 7x7 square, no growth
+    from the border), the cross-entropy pixels are the dilated region's, row-major, with their target labels."""
+    region = np.zeros((64, 64), bool)
+    region[30:34, 40:42] = region[0, 0] = region[63, 20] = region[50, 61:64] = True  # borders and corners
+    target = np.random.default_rng(2).integers(0, 12, (64, 64)).astype(np.int32)
+    problems, dilated = editgan.make_problems(np.zeros((1, 10, 64), np.float32), np.zeros((1, 64, 64, 3)),
+                                              region[None], target[None], editgan.EditConfig())
+    expected = _cv2_dilate(region)
+    assert expected.sum() == 10 * 8 + 4 * 4 + 4 * 7 + 7 * 6  # 7x7 squares clipped at the borders
+    np.testing.assert_array_equal(dilated[0], expected)
+    np.testing.assert_array_equal(problems.outside[0], (~expected).astype(np.float32))
+    ys, xs = np.nonzero(expected)
+    count = len(ys)
+    np.testing.assert_array_equal(problems.roi_y[0, :count], ys)
+    np.testing.assert_array_equal(problems.roi_x[0, :count], xs)
+    np.testing.assert_array_equal(problems.roi_label[0, :count], target[ys, xs])
+    np.testing.assert_array_equal(problems.roi_weight[0], np.arange(problems.roi_weight.shape[1]) < count)
+
+
+def test_edit_loss_with_every_term_nonzero_matches_the_official_formula(models, official):
+    """The loss of latent 0 against latent 1's image as RGB reference (so LPIPS and MSE are not 0), a region
+    covering part of the image, random target labels: each term and the weighted total against numpy and the
+    official images and logits."""
+    G, S, L, ws = models
+    images, logits, _ = official
+    region = _square()
+    target = np.random.default_rng(3).integers(0, 12, (64, 64)).astype(np.int32)
+    problems, _ = editgan.make_problems(ws[:1], (images[1:] + 1) / 2, region[None], target[None],
+                                        editgan.EditConfig())
+    problem = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0]), problems)
+    parts = np.asarray(_losses(G, S, L, problem))
+    expected = _official_loss_terms(images[0], images[1], region, target, logits[0])
+    assert expected[:3].min() > 0.01  # every term counts
+    np.testing.assert_allclose(parts, expected, rtol=5e-6)  # measured 2e-7
+
+
+def test_refinement_loss_of_apply_and_refine_matches_the_official_formula(models, official):
+    """apply_and_refine from latent 0 with the vector to latent 1 (scale 1) and class 11: the first refinement
+    loss is at latent 1, the RGB reference is latent 0's image, the region the class-11 pixels of either nearest
+    segmentation (dilated), the target labels latent 1's segmentation (editgan.md §4.3)."""
+    G, S, L, ws = models
+    images, logits, seg = official
+    # The batching test's configuration and 2-device mesh (this one problem padded to two, region capacity 2048):
+    # the two tests share one compilation of the refinement step.
+    cfg = editgan.EditConfig(steps=3)
+    result = editgan.apply_and_refine(G, S, L, ws[:1], ws[1] - ws[0], [11], 1.0, cfg,
+                                      mesh=parallel.data_mesh(jax.local_devices()[:2]))
+    region = (seg[0] == 11) | (seg[1] == 11)
+    assert 0 < _cv2_dilate(region).sum() < 64 * 64 / 2
+    assert result["region_pixels"][0] == _cv2_dilate(region).sum()
+    expected = _official_loss_terms(images[1], images[0], region, seg[1], logits[1])
+    assert expected[:3].min() > 0.01
+    assert result["losses"].shape == (1, 2, 4)
+    np.testing.assert_allclose(result["losses"][0, 0], expected, rtol=5e-6)  # measured 5e-7
 
 
 def test_batched_sharded_optimisation_equals_one_at_a_time(models):

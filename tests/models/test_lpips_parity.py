@@ -20,7 +20,7 @@ import pytest
 from checkpoints_convert.keymap import fill_model
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import lpips
-from tests.helpers import fixture_path, load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_path, load_fixture, naive_lpips_vgg, nchw_to_nhwc
 
 DIST_ATOL = 1e-6
 SPATIAL_ATOL = 1e-5
@@ -136,3 +136,13 @@ def test_config_accepts_only_the_implemented_variant():
         lpips.LPIPSConfig(net="alex")
     with pytest.raises(ValueError, match="version must be one of"):
         lpips.LPIPSConfig(version="0.0")
+
+
+def test_numpy_reference_in_the_test_helpers_is_the_official_lpips():
+    """tests/helpers.naive_lpips_vgg (the numpy LPIPS that the EditGAN loss tests compare with) reproduces the
+    official distance; one pair of each size keeps it quick."""
+    arrays = fixture()[0]
+    got = naive_lpips_vgg(_images("x0")[:1], _images("x1")[:1])
+    assert max_err(got, arrays["out/dist"].reshape(-1)[:1]) <= DIST_ATOL  # measured 2e-9
+    got = naive_lpips_vgg(_images("x2")[:1], _images("x3")[:1])  # not square: 6x5 at relu5_3
+    assert max_err(got, arrays["out/dist_23"].reshape(-1)[:1]) <= DIST_ATOL
