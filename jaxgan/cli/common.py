@@ -2,8 +2,8 @@
 segmentation-branch options, one decorator that reports the project's errors as one-line click errors, one way to
 write a command's files atomically, and progress bars on stderr.
 
-Commands import these; nothing here computes. JAX is imported lazily (inside functions) so that `--help` stays
-instant.
+Commands import these; nothing here computes. This module imports no JAX (the heavy imports are inside the
+functions), but the command modules read their defaults from the library's config dataclasses, which do.
 """
 
 import functools

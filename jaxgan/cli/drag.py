@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import CHECKPOINT, outdir_option, progress, reports_errors, write_files
+from jaxgan.cli.common import CHECKPOINT, load_generator, outdir_option, progress, reports_errors, write_files
 from jaxgan.edit.drag import OFFICIAL_FEATURE_IDX, OFFICIAL_R1, OFFICIAL_R2, RULE_RESOLUTION, DragJob
 
 RADIUS_DEFAULT = (f"[default: recommended by the checkpoint, else the official {{official:g}} at {RULE_RESOLUTION} "
@@ -77,7 +77,6 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
     import numpy as np
 
     from jaxgan.checkpoint import read_sidecar
-    from jaxgan.cli.common import load_generator
     from jaxgan.edit import drag, drag_outputs
 
     if jobs_file is not None:
