@@ -51,7 +51,12 @@ def center_crop_square(image: Image.Image) -> Image.Image:
 
 def load_image(path, resolution: int, channels: int = 3) -> np.ndarray:
     """A photo as a float32 [resolution, resolution, channels] target in [-1, 1]."""
-    image = _to_mode(open_image(path), channels, path)
+    return target_of(open_image(path), resolution, channels, path)
+
+
+def target_of(image: Image.Image, resolution: int, channels: int = 3, source="the image") -> np.ndarray:
+    """`load_image` for an image already opened: centre-cropped square, Lanczos-resized, in [-1, 1]."""
+    image = _to_mode(image, channels, source)
     image = center_crop_square(image).resize((resolution, resolution), Image.LANCZOS)
     pixels = np.asarray(image, np.float32)
     if pixels.ndim == 2:

@@ -295,3 +295,61 @@ def jitted_drag_step():
 
     from jaxgan.edit import drag
     return jax.jit(drag.drag_step, static_argnames="cfg")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `jaxgan serve`, started as a user starts it: a subprocess on loopback
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python -m jaxgan serve ARGS --port P` in a subprocess; `url`, `stop()` (SIGTERM, returns the exit code)."""
+
+    def __init__(self, *args, ready_timeout: float = 120.0):
+        import subprocess
+        import sys
+        import tempfile
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "jaxgan", "serve", *args, "--port", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready(ready_timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        import time
+        import httpx
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jaxgan serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code in (200, 401):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.proc.kill()
+        raise RuntimeError(f"jaxgan serve did not answer within {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        import signal
+        import subprocess
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -14,6 +14,7 @@ from jaxgan.cli.generate import generate_command
 from jaxgan.cli.invert import invert_command
 from jaxgan.cli.lpips import lpips_command
 from jaxgan.cli.pix2pixhd import pix2pixhd_command
+from jaxgan.cli.serve import serve_command
 from jaxgan.cli.train import train_command
 
 
@@ -33,9 +34,10 @@ def main():
       jaxgan editgan seg car --seg car-seg --seeds 0-3 --outdir seg    # EditGAN (also edit, apply, train-seg)
       jaxgan pix2pixhd label2city --labels L.png --inst I.png --outdir out   # pix2pixHD labels -> image
       jaxgan train toyfaces32 --out runs/faces        # train a StyleGAN2
+      jaxgan serve demo                               # HTTP API: batched drag sessions, generation
     """
 
 
 for command in (convert_command, generate_command, drag_command, invert_command, lpips_command, editgan_group,
-                pix2pixhd_command, train_command, demo_command):
+                pix2pixhd_command, train_command, serve_command, demo_command):
     main.add_command(command)

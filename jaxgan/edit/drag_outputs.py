@@ -64,8 +64,13 @@ def load_mask(path, resolution: int) -> np.ndarray:
             image.load()
     except (OSError, UnidentifiedImageError) as e:
         raise ValueError(f"cannot read the mask {path}: {e}") from None
+    return mask_of(image, resolution, f"the mask {path}")
+
+
+def mask_of(image, resolution: int, source: str = "the mask") -> np.ndarray:
+    """`load_mask` for an image already opened (a PIL image): size checked, white = may move -> 1 = fixed."""
     if image.size != (resolution, resolution):
-        raise ValueError(f"the mask {path} is {image.size[0]}x{image.size[1]} pixels, but the generator's images "
+        raise ValueError(f"{source} is {image.size[0]}x{image.size[1]} pixels, but the generator's images "
                          f"are {resolution}x{resolution}")
     if image.mode.startswith("I"):  # 16/32-bit greyscale: threshold at half range rather than clip to 8 bits
         movable = np.asarray(image).astype(np.int64) > (32767 if image.mode.startswith("I;16") else 127)

@@ -1,0 +1,374 @@
+"""The HTTP and WebSocket API of `jaxgan serve` (FastAPI): validation, errors as `{"error": "one line"}`, auth.
+
+Every route parses and checks its request, submits one function to the engine thread (`Engine.submit`) and awaits
+it; no JAX work happens on the asyncio side. Status codes: 400 / 422 bad input, 401 no or wrong token, 404 unknown
+model or session, 409 wrong state, 413 too large, 429 at capacity (with Retry-After), 503 stopping or timed out.
+Bad input never gives a 5xx. The contract is documented in the README ("Serving").
+"""
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import Literal
+
+import numpy as np
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jaxgan.edit import drag_outputs
+from jaxgan.latents import as_latents
+from jaxgan.serve import uploads
+from jaxgan.serve.config import ServeConfig
+from jaxgan.serve.engine import AtCapacity, Engine, ShuttingDown, UnknownModel, UnknownSession
+from jaxgan.serve.models import generation_rows
+from jaxgan.serve.sessions import RUNNING, SessionStateError
+
+log = logging.getLogger("jaxgan.serve")
+RETRY_AFTER_S = 5
+Pair = list[int]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class GenerateRequest(Strict):
+    model: str
+    seeds: list[int] | None = None
+    ws: list | str | None = None
+    trunc: float = Field(default=1.0, allow_inf_nan=False)
+
+
+class DragRequest(Strict):
+    model: str
+    seed: int | None = Field(default=None, ge=0, lt=2 ** 32)
+    trunc: float | None = Field(default=None, allow_inf_nan=False)
+    ws: list | str | None = None
+    points: list[Pair]
+    targets: list[Pair]
+    mask: str | None = None
+    space: Literal["w", "w+"] | None = None
+    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_steps: int | None = Field(default=None, ge=0)
+    lambda_mask: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    r1: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    r2: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    feature_idx: int | None = Field(default=None, ge=0)
+
+
+class ResumeRequest(Strict):
+    points: list[Pair] | None = None
+    targets: list[Pair] | None = None
+    mask: str | None = None
+    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_steps: int | None = Field(default=None, ge=0)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+STATUS_OF = [(uploads.UploadTooLarge, 413), (UnknownModel, 404), (UnknownSession, 404), (SessionStateError, 409),
+             (AtCapacity, 429), (ShuttingDown, 503), (ValueError, 400), (TimeoutError, 503)]
+
+
+def status_of(exc: Exception) -> int | None:
+    return next((code for cls, code in STATUS_OF if isinstance(exc, cls)), None)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413 before it is read whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        too_large = error(413, f"the request body is over {self.limit} bytes")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await too_large(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge()
+            return message
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await too_large(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
+    """The application over a started engine."""
+    app = FastAPI(title="jaxgan serve", version="1", description="Batched GAN editing sessions (DragGAN, inversion) "
+                  "and generation over the models this server loaded.")
+    if cfg.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+
+    def authorised(headers, query) -> bool:
+        if cfg.token is None:
+            return True
+        given = headers.get("authorization", "")
+        token = given[7:] if given.lower().startswith("bearer ") else query.get("token", "")
+        return secrets.compare_digest(token.encode(), cfg.token.encode())
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        if request.url.path.startswith("/api/") and not authorised(request.headers, request.query_params):
+            return error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = exc.errors()
+        first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return error(400, f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse the body')}")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return error(422, f"{where}: {first.get('msg', 'invalid')}{more}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    async def known(request: Request, exc: Exception):
+        code = status_of(exc)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if code in (429, 503) else None
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            message = f"the engine did not answer within {cfg.request_timeout:g} s; retry later"
+        return error(code, message, headers)
+
+    for cls, _ in STATUS_OF:
+        app.add_exception_handler(cls, known)
+
+    @app.exception_handler(Exception)
+    async def failure(request: Request, exc: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    async def call(fn, *args):
+        future = engine.submit(fn, *args)
+        return await asyncio.wait_for(asyncio.wrap_future(future), cfg.request_timeout)
+
+    def latents_of(model_name: str, value, what: str) -> np.ndarray:
+        model = engine.model(model_name)
+        g = model.G.config
+        if isinstance(value, str):
+            array = uploads.npy_from_bytes(uploads.data_url_bytes(value, what), what)
+        else:
+            try:
+                array = np.asarray(value, np.float32)
+            except (ValueError, TypeError):
+                raise ValueError(f"{what} must be a nested list of numbers") from None
+        return as_latents(array, g.num_ws, g.w_dim, source=what)
+
+    def mask_of(model_name: str, value: str | None):
+        if value is None:
+            return None
+        res = engine.model(model_name).G.config.img_resolution
+        image = uploads.image_from_url(value, "the mask", cfg.max_image_pixels)
+        return drag_outputs.mask_of(image, res, "the mask")
+
+    # -- reports --------------------------------------------------------------------------------------------------
+
+    @app.get("/api/health")
+    async def health():
+        return engine.health()
+
+    @app.get("/api/models")
+    async def models():
+        return [model.describe() for model in engine.models.values()]
+
+    @app.get("/api/stats")
+    async def stats():
+        return engine.stats()
+
+    # -- stateless ------------------------------------------------------------------------------------------------
+
+    @app.post("/api/generate")
+    async def generate(body: GenerateRequest):
+        model = engine.model(body.model)
+        if (body.seeds is None) == (body.ws is None):
+            raise ValueError("give exactly one of 'seeds' and 'ws'")
+        if body.seeds is not None:
+            if not body.seeds or len(body.seeds) > cfg.max_seeds:
+                raise ValueError(f"'seeds' must hold 1 to {cfg.max_seeds} seeds")
+            if any(s < 0 or s >= 2 ** 32 for s in body.seeds):
+                raise ValueError("seeds must be integers in [0, 2**32)")
+            rows = generation_rows(model.G, seeds=body.seeds, trunc=body.trunc)
+        else:
+            ws = latents_of(body.model, body.ws, "'ws'")
+            if len(ws) > cfg.max_seeds:
+                raise ValueError(f"'ws' holds {len(ws)} latents, at most {cfg.max_seeds}")
+            rows = generation_rows(model.G, ws=ws)
+        from concurrent.futures import Future
+        result: Future = Future()
+        await call(engine.generate, body.model, rows, result)
+        out = await asyncio.wait_for(asyncio.wrap_future(result), cfg.request_timeout)
+        images = await asyncio.to_thread(lambda: [uploads.png_data_url(p) for p in out["pixels"]])
+        return {"images": images, "ws": np.round(out["ws"].astype(np.float64), 7).tolist()}
+
+    # -- drag sessions --------------------------------------------------------------------------------------------
+
+    @app.post("/api/drag", status_code=201)
+    async def create_drag(body: DragRequest):
+        request = body.model_dump()
+        if (body.seed is None) == (body.ws is None):
+            raise ValueError("give exactly one of 'seed' and 'ws'")
+        if body.ws is not None:
+            if body.trunc is not None:
+                raise ValueError("'trunc' applies to 'seed', not to 'ws'")
+            ws = latents_of(body.model, body.ws, "'ws'")
+            if len(ws) != 1:
+                raise ValueError(f"'ws' holds {len(ws)} latents; a drag starts from one")
+            request["ws"] = ws[0]
+        mask = mask_of(body.model, body.mask)
+        return await call(engine.create_drag, body.model, request, mask)
+
+    @app.get("/api/drag/{sid}")
+    async def drag_status(sid: str):
+        return (await call(engine.session, sid, "drag")).status()
+
+    @app.post("/api/drag/{sid}/stop")
+    async def drag_stop(sid: str):
+        await call(engine.session, sid, "drag")
+        return await call(engine.stop_session, sid)
+
+    @app.post("/api/drag/{sid}/resume")
+    async def drag_resume(sid: str, request: Request):
+        raw = await request.body()
+        body = ResumeRequest.model_validate_json(raw) if raw.strip() else ResumeRequest()
+        session = await call(engine.session, sid, "drag")
+        changes = body.model_dump(exclude_none=True)
+        if "mask" in changes:
+            changes["mask"] = mask_of(session.model, changes["mask"])
+        if changes.get("max_steps", 0) > cfg.max_steps:
+            raise ValueError(f"max_steps {changes['max_steps']} is over this server's cap of {cfg.max_steps}")
+        return await call(engine.resume_drag, sid, changes)
+
+    @app.post("/api/drag/{sid}/undo")
+    async def drag_undo(sid: str):
+        return await call(engine.undo_drag, sid)
+
+    @app.delete("/api/drag/{sid}")
+    async def drag_delete(sid: str):
+        await call(engine.session, sid, "drag")
+        return await call(engine.delete_session, sid)
+
+    @app.get("/api/drag/{sid}/image.png")
+    async def drag_image(sid: str):
+        pixels = await call(engine.drag_image, sid)
+        return Response(await asyncio.to_thread(uploads.png_bytes, pixels), media_type="image/png")
+
+    @app.get("/api/drag/{sid}/latent.npy")
+    async def drag_latent(sid: str):
+        latent = await call(engine.drag_latent, sid)
+        return Response(npy_bytes(latent), media_type="application/octet-stream",
+                        headers={"Content-Disposition": 'attachment; filename="drag_ws.npy"'})
+
+    @app.get("/api/drag/{sid}/trace.npz")
+    async def drag_trace(sid: str):
+        session = await call(engine.session, sid, "drag")
+        data = await asyncio.to_thread(session.trace_file)
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": 'attachment; filename="drag_trace.npz"'})
+
+    @app.get("/api/drag/{sid}/drag.gif")
+    async def drag_gif(sid: str):
+        session = await call(engine.session, sid, "drag")
+        return Response(await asyncio.to_thread(session.gif_file), media_type="image/gif")
+
+    @app.websocket("/api/drag/{sid}/events")
+    async def drag_events(websocket: WebSocket, sid: str):
+        await session_events(websocket, sid, "drag")
+
+    async def session_events(websocket: WebSocket, sid: str, kind: str):
+        """`{"type": "status", ...}`, then one JSON message per step of the current run (with `replay=1`, the
+        default, the steps taken before the client connected come first, so none is missed), the image as a PNG
+        data URL every `image_every` steps (0 = never) and on the last, then `{"type": "end", ...}`. A client that
+        disconnects only stops listening."""
+        if not authorised(websocket.headers, websocket.query_params):
+            await websocket.close(code=4401, reason="missing or wrong token")
+            return
+        await websocket.accept()
+        try:
+            every = int(websocket.query_params.get("image_every", "1"))
+            replay = int(websocket.query_params.get("replay", "1"))
+            if every < 0 or replay not in (0, 1):
+                raise ValueError
+        except ValueError:
+            await websocket.send_json({"type": "error", "error": "image_every must be an integer >= 0 and replay "
+                                                                 "0 or 1"})
+            await websocket.close(code=4400)
+            return
+        try:
+            session = await call(engine.session, sid, kind)
+        except UnknownSession as e:
+            await websocket.send_json({"type": "error", "error": str(e)})
+            await websocket.close(code=4404)
+            return
+        events: asyncio.Queue = asyncio.Queue()
+        history = session.subscribe(asyncio.get_running_loop(), events)
+        seen = (history[-1]["run"], history[-1]["index"]) if history else (session.run_number, -1)
+
+        async def send(event: dict) -> None:
+            message = dict(event)
+            image = message.pop("image", None)
+            last = message.pop("last", False)
+            if message["type"] == "step" and image is not None and every and (message["index"] % every == 0
+                                                                               or last):
+                message["image"] = await asyncio.to_thread(uploads.png_data_url, image)
+            await websocket.send_text(json.dumps(message))
+        try:
+            await websocket.send_json({"type": "status", **session.status()})
+            if replay:
+                for event in history:
+                    await send(event)
+            if session.state != RUNNING and events.empty():
+                await websocket.send_json({"type": "end", **session.status()})
+                await websocket.close()
+                return
+            while True:
+                event = await events.get()
+                if event["type"] == "step" and (event["run"], event["index"]) <= seen:
+                    continue  # already sent from the history
+                await send(event)
+                if event["type"] == "end":
+                    break
+            await websocket.close()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            session.unsubscribe(events)
+
+    @app.get("/")
+    async def index():
+        return {"service": "jaxgan serve", "api": "/api/health", "docs": "/docs"}
+
+    return app
+
+
+def npy_bytes(array) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, np.float32))
+    return buffer.getvalue()

@@ -1,0 +1,360 @@
+"""The engine: one thread that runs every piece of JAX work of the server, in ticks.
+
+Each loop of the thread (1) runs the commands the web side submitted (create, stop, resume, undo, delete, reads
+that need an up-to-date state), each between two steps, so sessions join and leave at step boundaries; (2) runs
+one tick: every running session advances one step, the sessions of each pool together (`pool.Pool`); (3) runs
+the stateless batches that are due (`batcher.Batcher`); (4) expires idle sessions. With nothing to do it sleeps
+on its command queue. The web side never touches JAX: it submits a function and awaits its future.
+"""
+
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from jaxgan.serve import drag_sessions
+from jaxgan.serve.batcher import Batcher
+from jaxgan.serve.config import ServeConfig
+from jaxgan.serve.models import ServedModel, generation_rows, generation_runner
+from jaxgan.serve.pool import Pool
+from jaxgan.serve.sessions import FAILED, RUNNING, STOPPED, Session, SessionStateError
+
+log = logging.getLogger("jaxgan.serve")
+MAX_DEFAULT_SESSIONS = 1024
+
+
+class UnknownModel(LookupError):
+    """No served model has this name (HTTP 404)."""
+
+
+class UnknownSession(LookupError):
+    """No live session has this id (HTTP 404)."""
+
+
+class AtCapacity(Exception):
+    """Every session slot is taken (HTTP 429)."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and takes no new work (HTTP 503)."""
+
+
+class Engine:
+    def __init__(self, models: dict[str, ServedModel], cfg: ServeConfig, devices=None):
+        self.models = models
+        self.cfg = cfg
+        self.devices = list(jax.local_devices() if devices is None else devices)
+        self.sessions: dict[str, Session] = {}
+        self.pools: dict[Any, Pool] = {}
+        self.batcher = Batcher(cfg.max_batch, cfg.batch_wait_ms / 1000)
+        self.capacity = cfg.max_sessions or 1
+        self.memory_per_session: int | None = None
+        self._commands: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="jaxgan-engine", daemon=True)
+        self._stopping = threading.Event()
+        self._accepting = True
+        self.ticks = 0
+        self.tick_seconds = 0.0
+
+    # -- start and stop -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Size the capacity (unless given), compile with --warmup, and start the thread."""
+        if self.cfg.max_sessions is None:
+            self.capacity = self.default_capacity()
+        if self.cfg.warmup:
+            self.warmup()
+        self._thread.start()
+
+    def begin_shutdown(self) -> None:
+        """Take no new work, and end the running sessions at the next step boundary (returns at once)."""
+        if self._accepting:
+            self._accepting = False
+            self.submit(self._shutdown, force=True)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, end the running sessions at a step boundary (state `stopped`, their watchers get the
+        end event), and join the thread."""
+        self._accepting = False
+        if self._thread.is_alive():
+            done = self.submit(self._shutdown, force=True)  # a second time is harmless
+            try:
+                done.result(timeout)
+            except Exception:  # noqa: BLE001 - stopping anyway
+                log.exception("shutdown")
+            self._stopping.set()
+            self._commands.put(None)
+            self._thread.join(timeout)
+
+    def _shutdown(self) -> None:
+        for session in self.sessions.values():
+            if session.state == RUNNING:
+                self._leave(session)
+                session.finish(STOPPED, "server shutting down")
+        self.batcher.cancel(ShuttingDown("the server is shutting down"))
+
+    # -- capacity -------------------------------------------------------------------------------------------------
+
+    def device_memory(self) -> int:
+        """Bytes the sessions may use: the accelerators' memory limit, or the host's RAM on a CPU."""
+        device = self.devices[0]
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]) * len(self.devices)
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+    def default_capacity(self) -> int:
+        """memory_fraction of the device memory over the largest per-session memory of the models' default drag
+        step (XLA's `compiled.memory_analysis()` of the one-session program)."""
+        per_session = 0
+        for model in self.models.values():
+            session = self._example_drag(model)
+            pool = Pool(None, model.G, session.step_program(), 1, self.devices)
+            per_session = max(per_session, pool.memory_per_session(session.item))
+        self.memory_per_session = per_session
+        budget = self.cfg.memory_fraction * self.device_memory()
+        capacity = int(budget // max(per_session, 1))
+        log.info("capacity: %d sessions (%.1f MB per session, %.1f GB for sessions)", capacity, per_session / 1e6,
+                 budget / 1e9)
+        return max(1, min(MAX_DEFAULT_SESSIONS, capacity))
+
+    def _example_drag(self, model: ServedModel) -> drag_sessions.DragSession:
+        h = model.G.config.img_resolution
+        return self._new_drag(model, {"seed": 0, "points": [[h // 2, h // 2]], "targets": [[h // 2, h // 2 + 1]]},
+                              mask=None)
+
+    def warmup(self) -> None:
+        """Compile and measure every bucket of each model's default drag program, and the generation program."""
+        for model in self.models.values():
+            start = time.perf_counter()
+            session = self._example_drag(model)
+            self._pool_of(session).warm(session.item)
+            runner = generation_runner(model.G, self.devices)
+            for bucket in self._pool_of(session).policy.buckets:
+                rows = generation_rows(model.G, seeds=list(range(bucket)), trunc=0.7)
+                jax.block_until_ready(runner(rows))
+            log.info("warmed up %s in %.1f s: %s", model.name, time.perf_counter() - start,
+                     self._pool_of(session).policy.report())
+
+    # -- commands -------------------------------------------------------------------------------------------------
+
+    def submit(self, fn: Callable, *args, force: bool = False) -> Future:
+        """Run fn(*args) on the engine thread between two steps; returns its future."""
+        future: Future = Future()
+        if not self._accepting and not force:
+            future.set_exception(ShuttingDown("the server is shutting down"))
+            return future
+        self._commands.put((future, fn, args))
+        return future
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._serve_forever()
+            except Exception:  # noqa: BLE001 - a bug must not silently kill the engine: log, fail, go on
+                log.exception("engine error")
+                for session in self.sessions.values():
+                    if session.state == RUNNING:
+                        session.finish(FAILED, "failed", "internal engine error (see the server log)")
+                self.pools = {}
+
+    def _serve_forever(self) -> None:
+        last_sweep = time.monotonic()
+        while not self._stopping.is_set():
+            running = [s for s in self.sessions.values() if s.state == RUNNING]
+            due = self.batcher.next_due()
+            timeout = 0.0 if running else min(1.0, due if due is not None else 1.0)
+            self._run_commands(timeout)
+            if self._stopping.is_set():
+                break
+            self._tick()
+            self.batcher.flush()
+            now = time.monotonic()
+            if now - last_sweep >= 0.5:
+                self._expire(now)
+                last_sweep = now
+
+    def _run_commands(self, timeout: float) -> None:
+        try:
+            command = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
+        except queue.Empty:
+            return
+        while command is not None:
+            future, fn, args = command
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as error:  # noqa: BLE001 - the caller gets it
+                    future.set_exception(error)
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+
+    def _tick(self) -> None:
+        groups: dict[Any, list] = {}
+        for session in self.sessions.values():
+            if session.state == RUNNING:
+                groups.setdefault(session.pool_key, []).append(session)
+        for key, pool in self.pools.items():
+            if key not in groups:
+                pool.tick([])  # idle pool: its members' items are written back
+        if not groups:
+            return
+        start = time.perf_counter()
+        for key, members in groups.items():
+            pool = self._pool_of(members[0])
+            for session, out, error in pool.tick(members):
+                if error is not None:
+                    log.warning("session %s: step failed: %s", session.id, error)
+                    pool.release(session)
+                    session.finish(FAILED, "failed", f"the step failed: {str(error).splitlines()[0][:300]}")
+                    continue
+                event = session.after_step(out)
+                if session.state != RUNNING:
+                    pool.release(session)
+                if event is not None:
+                    event["last"] = session.state != RUNNING
+                    session.publish(event)
+                    if session.state != RUNNING:
+                        session.publish({"type": "end", **session.status()})
+        self.ticks += 1
+        self.tick_seconds += time.perf_counter() - start
+
+    def _pool_of(self, session: Session) -> Pool:
+        key = session.pool_key
+        if key not in self.pools:
+            model = self.models[session.model]
+            self.pools[key] = Pool(key, session.shared(model), session.step_program(), self.cfg.max_batch,
+                                   self.devices)
+        return self.pools[key]
+
+    def _leave(self, session: Session) -> None:
+        """Bring a session's item up to date before it stops or is read (it may sit in a stacked batch)."""
+        pool = self.pools.get(session.pool_key)
+        if pool is not None:
+            pool.release(session)
+
+    def _expire(self, now: float) -> None:
+        for sid, session in list(self.sessions.items()):
+            if session.idle_for(now) > self.cfg.session_ttl:
+                log.info("session %s expired", sid)
+                self._remove(session, "expired")
+
+    def _remove(self, session: Session, reason: str) -> None:
+        self._leave(session)
+        self.sessions.pop(session.id, None)
+        if session.state == RUNNING:
+            session.state = STOPPED
+        session.publish({"type": "end", **session.status(), "stop_reason": reason, "deleted": True})
+
+    # -- session operations (each runs on the engine thread through `call`) ---------------------------------------
+
+    def model(self, name: str) -> ServedModel:
+        if name not in self.models:
+            raise UnknownModel(f"unknown model {name!r}; this server has {sorted(self.models)}")
+        return self.models[name]
+
+    def session(self, sid: str, kind: str | None = None) -> Session:
+        session = self.sessions.get(sid)
+        if session is None or (kind is not None and session.kind != kind):
+            raise UnknownSession(f"no {kind or ''} session {sid!r} (deleted, expired, or never created)".replace(
+                "no  ", "no "))
+        session.touch()
+        return session
+
+    def _admit(self) -> None:
+        if len(self.sessions) >= self.capacity:
+            raise AtCapacity(f"all {self.capacity} session slots are taken; delete a session or retry later")
+
+    def _new_drag(self, model: ServedModel, request: dict, mask) -> drag_sessions.DragSession:
+        from jaxgan.edit import drag
+        cfg, settings = drag_sessions.drag_settings(model, request)
+        if settings["steps"] > self.cfg.max_steps:
+            raise ValueError(f"max_steps {settings['steps']} is over this server's cap of {self.cfg.max_steps}")
+        w0 = None if request.get("ws") is None else request["ws"]
+        job = drag.DragJob(points=tuple(map(tuple, request["points"])), targets=tuple(map(tuple, request["targets"])),
+                           seed=request.get("seed"), trunc=request.get("trunc") if request.get("trunc") is not None
+                           else drag.DragJob.trunc, w0=w0, mask=mask, space=settings["space"],
+                           steps=settings["steps"], lr=settings["lr"], lambda_mask=settings["lambda_mask"])
+        state = drag.session_of(model.G, cfg, job)
+        return drag_sessions.DragSession(model, cfg, job, state)
+
+    def create_drag(self, model_name: str, request: dict, mask) -> dict:
+        model = self.model(model_name)
+        self._admit()
+        session = self._new_drag(model, request, mask)
+        self.sessions[session.id] = session
+        return session.status()
+
+    def stop_session(self, sid: str) -> dict:
+        session = self.session(sid)
+        if session.state == RUNNING:
+            self._leave(session)
+            session.finish(STOPPED, "stopped by client")
+        return session.status()
+
+    def resume_drag(self, sid: str, changes: dict) -> dict:
+        session = self.session(sid, "drag")
+        self._settle(session)
+        session.resume(**changes)
+        return session.status()
+
+    def _settle(self, session: Session) -> None:
+        """A session about to change: not running, its item up to date."""
+        if session.state == RUNNING:
+            raise SessionStateError("the session is running; stop it first")
+        self._leave(session)
+
+    def undo_drag(self, sid: str) -> dict:
+        session = self.session(sid, "drag")
+        self._settle(session)
+        session.undo()
+        return session.status()
+
+    def delete_session(self, sid: str) -> dict:
+        session = self.session(sid)
+        self._remove(session, "deleted")
+        return {"id": sid, "deleted": True}
+
+    def drag_latent(self, sid: str) -> np.ndarray:
+        session = self.session(sid, "drag")
+        self._leave(session)
+        return session.latent()
+
+    def drag_image(self, sid: str) -> np.ndarray:
+        """The image of the session's current latent: its closing frame when it has one, else rendered now."""
+        session = self.session(sid, "drag")
+        frame = session.finished_frame()
+        if frame is not None:
+            return frame
+        self._leave(session)
+        model = self.models[session.model]
+        rows = generation_rows(model.G, ws=session.latent()[None])
+        return np.asarray(generation_runner(model.G, self.devices)(rows)["pixels"])[0]
+
+    # -- stateless ------------------------------------------------------------------------------------------------
+
+    def generate(self, model_name: str, rows: dict, future: Future) -> None:
+        model = self.model(model_name)
+        kind = "ws" if "ws" in rows else "seeds"
+        self.batcher.add(("generate", model_name, kind), generation_runner(model.G, self.devices), rows, future)
+
+    # -- reports --------------------------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        return {"status": "ok" if self._accepting else "stopping", "backend": jax.default_backend(),
+                "devices": len(self.devices), "models": sorted(self.models),
+                "sessions": {"live": len(self.sessions), "capacity": self.capacity,
+                             "running": sum(s.state == RUNNING for s in list(self.sessions.values()))}}
+
+    def stats(self) -> dict:
+        return {"ticks": self.ticks, "tick_seconds": round(self.tick_seconds, 6),
+                "pools": {repr(key[:2]): pool.policy.report() for key, pool in self.pools.items()},
+                "memory_per_session": self.memory_per_session}

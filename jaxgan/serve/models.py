@@ -1,0 +1,96 @@
+"""The models a server holds, loaded once at start, and the stateless programs it runs on them.
+
+Clients name models; they never send paths. Each `ServedModel` is a generator with its checkpoint's sidecar (for
+the drag settings it recommends), optionally an LPIPS network (shared by all models, for inversion) and what the
+model can do (`capabilities`).
+"""
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import parallel
+from jaxgan.edit import drag
+from jaxgan.models import stylegan2
+from jaxgan.nn.split import SplitModel
+
+
+@dataclasses.dataclass
+class ServedModel:
+    name: str
+    G: SplitModel
+    sidecar: dict
+    checkpoint: str
+    max_points: int
+    lpips: SplitModel | None = None
+
+    @property
+    def capabilities(self) -> list[str]:
+        return ["generate", "drag"] + (["invert"] if self.lpips is not None else [])
+
+    def drag_defaults(self) -> dict:
+        """What `jaxgan drag` would use on this model: the recommended or rule-based tracking settings."""
+        cfg = drag.DragConfig.for_generator(self.G.config, **{
+            k: v for k, v in drag.recommended_settings(self.sidecar).items() if k != "lr"})
+        return {"r1": cfg.r1, "r2": cfg.r2, "feature_idx": cfg.feature_idx,
+                "lr": drag.recommended_settings(self.sidecar).get("lr", drag.DragJob.lr),
+                "space": drag.DragJob.space, "max_steps": drag.DragJob.steps, "lambda_mask": drag.DragJob.lambda_mask,
+                "trunc": drag.DragJob.trunc, "max_points": self.max_points}
+
+    def describe(self) -> dict:
+        g = self.G.config
+        return {"name": self.name, "kind": "stylegan2-generator", "resolution": g.img_resolution, "num_ws": g.num_ws,
+                "w_dim": g.w_dim, "c_dim": g.c_dim, "img_channels": g.img_channels,
+                "capabilities": self.capabilities, "drag_defaults": self.drag_defaults()}
+
+
+def _generate_one(G: SplitModel, problem: dict):
+    """One image from a seed's z (mapped, truncated by the row's psi) or from a latent; ws and uint8 pixels."""
+    if "ws" in problem:
+        ws = problem["ws"][None]
+    else:
+        ws = stylegan2.mapping(G, problem["z"][None], problem["c"][None], truncation_psi=problem["trunc"])
+    image = stylegan2.synthesis(G, ws, noise_mode="const")[0]
+    pixels = jnp.clip(image * jnp.float32(127.5) + jnp.float32(128), 0, 255).astype(jnp.uint8)
+    return {"ws": ws[0], "pixels": pixels}
+
+
+@functools.cache
+def _generation_program(mesh):
+    def per_device(G, problems):
+        return jax.vmap(lambda p: _generate_one(G, p))(problems)
+    return parallel.shard_problems(per_device, mesh)
+
+
+def generation_runner(G: SplitModel, devices: list):
+    """`run(problems) -> {"ws", "pixels"}` for a padded chunk of generation problems (see `generation_rows`)."""
+    def run(problems):
+        n = jax.tree_util.tree_leaves(problems)[0].shape[0]
+        count = max(d for d in range(1, min(n, len(devices)) + 1) if n % d == 0)
+        return _generation_program(parallel.data_mesh(devices[:count]))(G, problems)
+    return run
+
+
+def generation_rows(G: SplitModel, *, seeds=None, trunc: float = 1.0, ws=None) -> dict[str, Any]:
+    """The rows of a generate request: z as `RandomState(seed).randn(1, z_dim)` (generate.py and the DragGAN
+    renderer), a zero label and psi per row; or latents [N, num_ws, w_dim]."""
+    g = G.config
+    if ws is not None:
+        return {"ws": np.asarray(ws, np.float32)}
+    z = np.concatenate([np.random.RandomState(s).randn(1, g.z_dim) for s in seeds]).astype(np.float32)
+    return {"z": z, "c": np.zeros((len(seeds), g.c_dim), np.float32),
+            "trunc": np.full((len(seeds),), trunc, np.float32)}
+
+
+def load_models(checkpoints: dict, *, lpips_path=None, max_points: int = 8) -> dict[str, ServedModel]:
+    """{name: checkpoint directory} -> {name: ServedModel}, every generator loaded once; `lpips_path` gives the
+    LPIPS network that inversion needs (None: no inversion)."""
+    from jaxgan.checkpoint import load_model, read_sidecar
+    lpips = None if lpips_path is None else load_model(lpips_path, "lpips-vgg")
+    return {name: ServedModel(name=name, G=load_model(path, "stylegan2-generator", name="G"),
+                              sidecar=read_sidecar(path), checkpoint=str(path), max_points=max_points, lpips=lpips)
+            for name, path in checkpoints.items()}
