@@ -15,15 +15,7 @@ import click
 
 from jaxgan.demo import DEMO_NAME, BundledModelMissing, bundled_checkpoint
 from jaxgan.files import atomic_write
-
-LPIPS_ENV = "JAXGAN_LPIPS"
-LPIPS_FILES_HINT = (
-    "LPIPS needs two files: torchvision's vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) "
-    "and lpips/weights/v0.1/vgg.pth (in the lpips pip package, or github.com/richzhang/PerceptualSimilarity); "
-    "convert them once with `jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth`, then give "
-    f"--lpips lpips-vgg (or set {LPIPS_ENV})")
-SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
-            "`jaxgan editgan train-seg`")
+from jaxgan.hints import LPIPS_ENV, LPIPS_FILES_HINT, SEG_HINT  # noqa: F401 - the commands import them from here
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -292,6 +292,13 @@ def _batched_init(space: str):
     return jax.jit(jax.vmap(lambda G, w_avg, key, start: init_fn(G, w_avg, key, start), in_axes=(None, None, 0, 0)))
 
 
+def finish(G: SplitModel, lpips: SplitModel, targets, states) -> tuple:
+    """The results of finished states (a stack of N): numpy `ws` [N, num_ws, w_dim], `images` [N, H, W, C] (the
+    reconstructions in [-1, 1]), and the LPIPS distance and MSE (on [0, 1] images) of the reconstruction clipped to
+    [-1, 1] against each target."""
+    return tuple(np.asarray(a) for a in _batched_finish()(G, lpips, jnp.asarray(targets), states))
+
+
 @functools.cache
 def _batched_finish():
     def finish(G, lpips, targets, states):
@@ -359,7 +366,7 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
         if on_progress is not None:
             on_progress(k)
     states = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], states_p)
-    ws, images, dist, mse = (np.asarray(a) for a in _batched_finish()(G, lpips, jnp.asarray(targets), states))
+    ws, images, dist, mse = finish(G, lpips, targets, states)
     return {
         "ws": ws, "images": images, "lpips": dist, "mse": mse, "psnr": -10 * np.log10(np.maximum(mse, 1e-12)),
         "losses": np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, 3), np.float32),

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import secrets
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -58,6 +59,19 @@ class DragRequest(Strict):
     r1: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     r2: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     feature_idx: int | None = Field(default=None, ge=0)
+
+
+class InvertRequest(Strict):
+    model: str
+    image: str
+    space: Literal["w", "w+"] = "w"
+    steps: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0, lt=2 ** 32)
+
+
+class LPIPSRequest(Strict):
+    a: str
+    b: str
 
 
 class ResumeRequest(Strict):
@@ -359,6 +373,71 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
             pass
         finally:
             session.unsubscribe(events)
+
+    # -- inversion sessions ---------------------------------------------------------------------------------------
+
+    def target_of(model_name: str, value: str) -> np.ndarray:
+        from jaxgan.images import target_of as load_target
+        g = engine.model(model_name).G.config
+        image = uploads.image_from_url(value, "the image", cfg.max_image_pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a dropped alpha channel is what the command line does too
+            return load_target(image, g.img_resolution, g.img_channels, "the image")
+
+    @app.post("/api/invert", status_code=201)
+    async def create_invert(body: InvertRequest):
+        target = await asyncio.to_thread(target_of, body.model, body.image)
+        return await call(engine.create_invert, body.model, target, body.space, body.steps, body.seed)
+
+    @app.get("/api/invert/{sid}")
+    async def invert_status(sid: str):
+        return (await call(engine.session, sid, "invert")).status()
+
+    @app.post("/api/invert/{sid}/stop")
+    async def invert_stop(sid: str):
+        await call(engine.session, sid, "invert")
+        return await call(engine.stop_session, sid)
+
+    @app.post("/api/invert/{sid}/resume")
+    async def invert_resume(sid: str):
+        return await call(engine.resume_invert, sid)
+
+    @app.delete("/api/invert/{sid}")
+    async def invert_delete(sid: str):
+        await call(engine.session, sid, "invert")
+        return await call(engine.delete_session, sid)
+
+    @app.get("/api/invert/{sid}/latent.npy")
+    async def invert_latent(sid: str):
+        result = await call(engine.invert_result, sid)
+        return Response(npy_bytes(result["ws"]), media_type="application/octet-stream",
+                        headers={"Content-Disposition": 'attachment; filename="inverted_ws.npy"'})
+
+    @app.get("/api/invert/{sid}/reconstruction.png")
+    async def invert_image(sid: str):
+        from jaxgan.sampling import to_uint8
+        result = await call(engine.invert_result, sid)
+        return Response(await asyncio.to_thread(uploads.png_bytes, to_uint8(result["image"])), media_type="image/png")
+
+    @app.websocket("/api/invert/{sid}/events")
+    async def invert_events(websocket: WebSocket, sid: str):
+        await session_events(websocket, sid, "invert")
+
+    @app.post("/api/lpips")
+    async def lpips_distance(body: LPIPSRequest, model: str | None = None):
+        name = model or next(iter(engine.models))
+
+        def load(value, what):
+            image = uploads.image_from_url(value, what, cfg.max_image_pixels)
+            return np.asarray(image.convert("RGB"), np.float32) / np.float32(127.5) - np.float32(1)
+        a, b = await asyncio.to_thread(lambda: (load(body.a, "image a"), load(body.b, "image b")))
+        if a.shape != b.shape:
+            raise ValueError(f"the images differ in size: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
+        from concurrent.futures import Future
+        result: Future = Future()
+        await call(engine.lpips, name, {"a": a[None], "b": b[None]}, result)
+        out = await asyncio.wait_for(asyncio.wrap_future(result), cfg.request_timeout)
+        return {"distance": float(out["distance"][0])}
 
     @app.get("/")
     async def index():

@@ -18,10 +18,11 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxgan.serve import drag_sessions
+from jaxgan.hints import LPIPS_FILES_HINT
+from jaxgan.serve import drag_sessions, invert_sessions
 from jaxgan.serve.batcher import Batcher
 from jaxgan.serve.config import ServeConfig
-from jaxgan.serve.models import ServedModel, generation_rows, generation_runner
+from jaxgan.serve.models import ServedModel, generation_rows, generation_runner, lpips_runner
 from jaxgan.serve.pool import Pool
 from jaxgan.serve.sessions import FAILED, RUNNING, STOPPED, Session, SessionStateError
 
@@ -39,6 +40,10 @@ class UnknownSession(LookupError):
 
 class AtCapacity(Exception):
     """Every session slot is taken (HTTP 429)."""
+
+
+class NoLPIPS(ValueError):
+    """The request needs the LPIPS network this server was started without (HTTP 400)."""
 
 
 class ShuttingDown(Exception):
@@ -61,6 +66,7 @@ class Engine:
         self._accepting = True
         self.ticks = 0
         self.tick_seconds = 0.0
+        self._w_stats: dict[str, tuple] = {}
 
     # -- start and stop -------------------------------------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class Engine:
                 event = session.after_step(out)
                 if session.state != RUNNING:
                     pool.release(session)
+                    session.on_end(self.models[session.model])
                 if event is not None:
                     event["last"] = session.state != RUNNING
                     session.publish(event)
@@ -293,6 +300,29 @@ class Engine:
         self.sessions[session.id] = session
         return session.status()
 
+    def create_invert(self, model_name: str, target: np.ndarray, space: str, steps: int | None, seed: int) -> dict:
+        model = self.model(model_name)
+        if model.lpips is None:
+            raise NoLPIPS(f"inversion needs an LPIPS network and this server has none: restart it with --lpips. "
+                          f"{LPIPS_FILES_HINT}")
+        self._admit()
+        if model_name not in self._w_stats:
+            from jaxgan.edit.invert import w_statistics
+            self._w_stats[model_name] = w_statistics(model.G)
+        session = invert_sessions.InvertSession(model, target, space, steps, seed, self._w_stats[model_name])
+        if session.updates > self.cfg.max_steps:
+            raise ValueError(f"{session.updates} steps are over this server's cap of {self.cfg.max_steps}")
+        if session.state != RUNNING:
+            session.on_end(model)
+        self.sessions[session.id] = session
+        return session.status()
+
+    def invert_result(self, sid: str) -> dict:
+        session = self.session(sid, "invert")
+        if session.result is None:
+            raise SessionStateError(f"the inversion is {session.state}; its result exists once it is done")
+        return session.result
+
     def stop_session(self, sid: str) -> dict:
         session = self.session(sid)
         if session.state == RUNNING:
@@ -345,6 +375,21 @@ class Engine:
         model = self.model(model_name)
         kind = "ws" if "ws" in rows else "seeds"
         self.batcher.add(("generate", model_name, kind), generation_runner(model.G, self.devices), rows, future)
+
+    def lpips(self, model_name: str, pairs: dict, future: Future) -> None:
+        """Queue same-size image pairs {"a", "b"} [N, H, W, 3] in [-1, 1] for the LPIPS batcher."""
+        lpips = self.model(model_name).lpips
+        if lpips is None:
+            raise NoLPIPS(f"this server has no LPIPS network: restart it with --lpips. {LPIPS_FILES_HINT}")
+        self.batcher.add(("lpips", pairs["a"].shape[1:]), lpips_runner(lpips), pairs, future)
+
+    def resume_invert(self, sid: str) -> dict:
+        session = self.session(sid, "invert")
+        self._settle(session)
+        if session.state != STOPPED:
+            raise SessionStateError(f"the inversion is {session.state}; only a stopped one resumes")
+        session.state, session.stop_reason = RUNNING, None
+        return session.status()
 
     # -- reports --------------------------------------------------------------------------------------------------
 

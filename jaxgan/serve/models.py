@@ -94,3 +94,14 @@ def load_models(checkpoints: dict, *, lpips_path=None, max_points: int = 8) -> d
     return {name: ServedModel(name=name, G=load_model(path, "stylegan2-generator", name="G"),
                               sidecar=read_sidecar(path), checkpoint=str(path), max_points=max_points, lpips=lpips)
             for name, path in checkpoints.items()}
+
+
+@functools.cache
+def _lpips_program():
+    from jaxgan.models import lpips as lpips_model
+    return jax.jit(lambda model, pair: lpips_model.lpips_distance(model, pair["a"], pair["b"]))
+
+
+def lpips_runner(lpips: SplitModel):
+    """`run({"a", "b"}) -> distances` for a padded chunk of same-size image pairs in [-1, 1]."""
+    return lambda pairs: {"distance": _lpips_program()(lpips, pairs)}

@@ -67,6 +67,9 @@ class Session:
         self.end(state, reason, error)
         self.publish({"type": "end", **self.status()})
 
+    def on_end(self, model) -> None:
+        """Called on the engine thread when the session stops running (e.g. to compute its result)."""
+
     # -- events ---------------------------------------------------------------------------------------------------
 
     def new_run(self) -> None:

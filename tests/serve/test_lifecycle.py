@@ -12,6 +12,8 @@ import websockets
 
 from tests.helpers import ServerProcess
 
+http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
+
 START = {"model": "demo", "seed": 0, "points": [[20, 10]], "targets": [[20, 6]], "max_steps": 2}
 
 
@@ -30,23 +32,23 @@ def test_capacity_429_then_delete_frees_a_slot_and_idle_sessions_expire():
     auth = {"Authorization": "Bearer s3cret"}
     try:
         url = server.url
-        assert httpx.get(url + "/api/health").status_code == 401
-        assert httpx.get(url + "/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(url + "/api/health", headers=auth).json()["sessions"] == {"live": 0, "capacity": 2,
+        assert http.get(url + "/api/health").status_code == 401
+        assert http.get(url + "/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert http.get(url + "/api/health", headers=auth).json()["sessions"] == {"live": 0, "capacity": 2,
                                                                                    "running": 0}
-        first = httpx.post(url + "/api/drag", json=START, headers=auth).json()["id"]
-        second = httpx.post(url + "/api/drag", json=START, headers=auth).json()["id"]
-        refused = httpx.post(url + "/api/drag", json=START, headers=auth)
+        first = http.post(url + "/api/drag", json=START, headers=auth).json()["id"]
+        second = http.post(url + "/api/drag", json=START, headers=auth).json()["id"]
+        refused = http.post(url + "/api/drag", json=START, headers=auth)
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
         assert "2 session slots" in refused.json()["error"]
-        assert httpx.delete(f"{url}/api/drag/{first}", headers=auth).status_code == 200
-        third = httpx.post(url + "/api/drag", json=START, headers=auth)
+        assert http.delete(f"{url}/api/drag/{first}", headers=auth).status_code == 200
+        third = http.post(url + "/api/drag", json=START, headers=auth)
         assert third.status_code == 201
         # finished sessions keep their slots until they expire: untouched for 3 s, both go
-        live = lambda: httpx.get(url + "/api/health", headers=auth).json()["sessions"]["live"]  # noqa: E731
+        live = lambda: http.get(url + "/api/health", headers=auth).json()["sessions"]["live"]  # noqa: E731
         assert live() == 2
         wait_until(lambda: live() == 0, timeout=30)
-        assert httpx.get(f"{url}/api/drag/{second}", headers=auth).status_code == 404
+        assert http.get(f"{url}/api/drag/{second}", headers=auth).status_code == 404
     finally:
         assert server.stop() == 0, server.output()
 
@@ -54,7 +56,7 @@ def test_capacity_429_then_delete_frees_a_slot_and_idle_sessions_expire():
 def test_sigterm_ends_running_sessions_cleanly_and_exits_0():
     server = ServerProcess("demo", "--max-sessions", "4")
     url = server.url
-    sid = httpx.post(url + "/api/drag", json={**START, "max_steps": 2000, "lr": 1e-4}).json()["id"]
+    sid = http.post(url + "/api/drag", json={**START, "max_steps": 2000, "lr": 1e-4}).json()["id"]
 
     async def watch():
         messages = []

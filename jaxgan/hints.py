@@ -1,0 +1,11 @@
+"""How to get the files a feature needs, in one sentence each: shown by the commands and by the server when the
+file is missing. (No imports: the command line reads these before loading JAX.)"""
+
+LPIPS_ENV = "JAXGAN_LPIPS"
+LPIPS_FILES_HINT = (
+    "LPIPS needs two files: torchvision's vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) "
+    "and lpips/weights/v0.1/vgg.pth (in the lpips pip package, or github.com/richzhang/PerceptualSimilarity); "
+    "convert them once with `jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth`, then give "
+    f"--lpips lpips-vgg (or set {LPIPS_ENV})")
+SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
+            "`jaxgan editgan train-seg`")
