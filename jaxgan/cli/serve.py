@@ -34,6 +34,8 @@ def model_names(first: Path, others: tuple) -> dict:
 @click.argument("models", nargs=-1, metavar="[NAME=CKPT]...")
 @click.option("--lpips", "lpips_ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar=LPIPS_ENV,
               show_envvar=True, help="LPIPS checkpoint (`jaxgan convert ... --kind lpips-vgg`); enables inversion.")
+@click.option("--seg", "seg_entries", multiple=True, metavar="NAME=SEG_CKPT",
+              help="EditGAN segmentation branch of model NAME (repeatable); with --lpips enables EditGAN editing.")
 @click.option("--host", default=DEFAULTS.host, show_default=True,
               help="Address to listen on. Anything but loopback needs --token (or --insecure).")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULTS.port, show_default=True)
@@ -54,15 +56,17 @@ def model_names(first: Path, others: tuple) -> dict:
 @click.option("--warmup", is_flag=True, help="Compile and time every batch size at start (slower start, no "
                                                "compile pauses later).")
 @reports_errors
-def serve_command(ckpt, models, lpips_ckpt, host, port, token, insecure, cors_origins, max_sessions, session_ttl,
+def serve_command(ckpt, models, lpips_ckpt, seg_entries, host, port, token, insecure, cors_origins, max_sessions, session_ttl,
                   max_batch, max_steps, max_points, warmup):
     """Serve the generator of CKPT (and NAME=CKPT ...) over HTTP: DragGAN sessions batched into one compiled step,
-    generation, and (with --lpips) inversion. Clients name models; they never send paths.
+    generation, with --lpips inversion, and with --seg EditGAN segmentation and editing. Clients name models; they
+    never send paths.
 
     \b
     Examples:
       jaxgan serve demo                                  # http://127.0.0.1:8000, API docs at /docs
       jaxgan serve ffhq cats=afhqcat --lpips lpips-vgg --warmup
+      jaxgan serve car --seg car=car-seg --lpips lpips-vgg      # EditGAN
       JAXGAN_TOKEN=secret jaxgan serve ffhq --host 0.0.0.0
     """
     from jaxgan.serve.engine import Engine
@@ -73,5 +77,13 @@ def serve_command(ckpt, models, lpips_ckpt, host, port, token, insecure, cors_or
                       max_sessions=max_sessions, session_ttl=session_ttl, max_batch=max_batch, max_steps=max_steps,
                       max_points=max_points, warmup=warmup)
     cfg.check_exposure()
-    loaded = load_models(model_names(ckpt, models), lpips_path=lpips_ckpt, max_points=max_points)
+    names = model_names(ckpt, models)
+    seg = {}
+    for entry in seg_entries:
+        name, sep, path = entry.partition("=")
+        if not sep or name not in names:
+            raise click.BadParameter(f"{entry!r} is not NAME=SEG_CKPT for a served model ({', '.join(names)})",
+                                     param_hint="--seg")
+        seg[name] = CHECKPOINT.convert(path, None, None)
+    loaded = load_models(names, lpips_path=lpips_ckpt, seg=seg, max_points=max_points)
     serve(Engine(loaded, cfg), cfg)

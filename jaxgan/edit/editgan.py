@@ -287,7 +287,8 @@ def touched_classes(before: np.ndarray, target: np.ndarray, region: np.ndarray) 
     return sorted(int(i) for i in ids if i != BACKGROUND)
 
 
-def _check_edit_inputs(G: SplitModel, S: SplitModel, ws, targets, regions):
+def check_edit_inputs(G: SplitModel, S: SplitModel, ws, targets, regions):
+    """ValueError for edit inputs that do not fit the generator and the branch (shapes, class ids, empty regions)."""
     cfg = G.config
     res = cfg.img_resolution
     segbranch.check_compatible(segbranch.FeatureLayout.of_generator(cfg), S.config)
@@ -317,22 +318,30 @@ def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, 
     (display path, bilinear), `losses` [N, updates, 4], `region_pixels` (dilated region sizes).
     """
     cfg = EditConfig() if cfg is None else cfg
-    ws = np.asarray(ws, np.float32)
-    targets, regions = np.asarray(targets), np.asarray(regions, bool)
-    _check_edit_inputs(G, S, ws, targets, regions)
-    images_before, labels_before = render(G, S, ws, tile=cfg.tile)
-    _, nearest_before = render(G, S, ws, mode=cfg.feature_mode, tile=cfg.tile)
-    problems, dilated = make_problems(ws, (images_before + 1) / 2, regions, targets.astype(np.int32), cfg)
-    edited, losses = optimize(G, S, lpips, problems, cfg, mesh=mesh, steps_per_call=steps_per_call,
+    prepared = prepare_edits(G, S, ws, targets, regions, cfg)
+    edited, losses = optimize(G, S, lpips, prepared["problems"], cfg, mesh=mesh, steps_per_call=steps_per_call,
                               on_progress=on_progress)
     images_after, labels_after = render(G, S, edited, tile=cfg.tile)
     return {
-        "ws": edited, "vectors": edited - ws, "losses": losses,
-        "class_ids": [touched_classes(b, t, r) for b, t, r in zip(nearest_before, targets, regions)],
-        "images_before": images_before, "labels_before": labels_before,
-        "images_after": images_after, "labels_after": labels_after,
-        "region_pixels": dilated.reshape(len(dilated), -1).sum(axis=1),
+        "ws": edited, "vectors": edited - prepared["ws"], "losses": losses, "class_ids": prepared["class_ids"],
+        "images_before": prepared["images_before"], "labels_before": prepared["labels_before"],
+        "images_after": images_after, "labels_after": labels_after, "region_pixels": prepared["region_pixels"],
     }
+
+
+def prepare_edits(G: SplitModel, S: SplitModel, ws, targets, regions, cfg: EditConfig) -> dict:
+    """What `edit` optimises, checked and built on the host: `problems` (an EditProblem of N), `ws`, the display
+    renders `images_before` / `labels_before`, `class_ids` (per edit, `touched_classes`) and `region_pixels` (the
+    dilated regions' sizes). The server steps these problems itself, a session at a time."""
+    ws = np.asarray(ws, np.float32)
+    targets, regions = np.asarray(targets), np.asarray(regions, bool)
+    check_edit_inputs(G, S, ws, targets, regions)
+    images_before, labels_before = render(G, S, ws, tile=cfg.tile)
+    _, nearest_before = render(G, S, ws, mode=cfg.feature_mode, tile=cfg.tile)
+    problems, dilated = make_problems(ws, (images_before + 1) / 2, regions, targets.astype(np.int32), cfg)
+    return {"problems": problems, "ws": ws, "images_before": images_before, "labels_before": labels_before,
+            "class_ids": [touched_classes(b, t, r) for b, t, r in zip(nearest_before, targets, regions)],
+            "region_pixels": dilated.reshape(len(dilated), -1).sum(axis=1)}
 
 
 def apply_vector(ws, vector, scale: float):
@@ -350,33 +359,47 @@ def apply_and_refine(G: SplitModel, S: SplitModel, lpips: SplitModel | None, ws,
     image shows none of the classes before or after, so it is left as the vector made it).
     """
     cfg = EditConfig(steps=0) if cfg is None else cfg
+    if cfg.updates > 0 and lpips is None:
+        raise ValueError("refinement needs an LPIPS model")
+    prepared = prepare_refinements(G, S, ws, vector, class_ids, scale, cfg)
+    moved = prepared["moved"]
+    result = {"images_before": prepared["images_before"], "labels_before": prepared["labels_before"], "ws": moved,
+              "losses": np.zeros((len(moved), cfg.updates, len(LOSS_NAMES)), np.float32),  # 0 where not refined
+              "region_pixels": prepared["region_pixels"]}
+    idx = prepared["refined"]
+    if len(idx):
+        refined, losses = optimize(G, S, lpips, prepared["problems"], cfg, mesh=mesh, steps_per_call=steps_per_call,
+                                   on_progress=on_progress)
+        result["ws"] = moved.copy()
+        result["ws"][idx] = refined
+        result["losses"][idx] = losses
+    result["images_after"], result["labels_after"] = render(G, S, result["ws"], tile=cfg.tile)
+    return result
+
+
+def prepare_refinements(G: SplitModel, S: SplitModel, ws, vector, class_ids, scale: float, cfg: EditConfig) -> dict:
+    """What `apply_and_refine` optimises: `moved` (ws + scale * vector), the display renders of the inputs
+    `images_before` / `labels_before`, `refined` (indices of the latents to refine: cfg.updates > 0 and an image
+    that shows one of the classes before or after), their `problems` (None when there are none) and
+    `region_pixels` [N] (0 where not refined)."""
     ws = np.asarray(ws, np.float32)
     gcfg = G.config
     if ws.ndim != 3 or ws.shape[1:] != (gcfg.num_ws, gcfg.w_dim):
         raise ValueError(f"latents must have shape [N, {gcfg.num_ws}, {gcfg.w_dim}] (W+), got {ws.shape}")
     moved = apply_vector(ws, vector, scale)
     images_before, labels_before = render(G, S, ws, tile=cfg.tile)
-    result = {"images_before": images_before, "labels_before": labels_before, "ws": moved,
-              "losses": np.zeros((len(ws), cfg.updates, len(LOSS_NAMES)), np.float32),  # 0 where not refined
-              "region_pixels": np.zeros(len(ws), np.int64)}
+    out = {"moved": moved, "images_before": images_before, "labels_before": labels_before,
+           "refined": np.zeros(0, np.int64), "problems": None, "region_pixels": np.zeros(len(ws), np.int64)}
     if cfg.updates > 0:
-        if lpips is None:
-            raise ValueError("refinement needs an LPIPS model")
         if not class_ids:
             raise ValueError("refinement needs the vector's class ids (they define the region to refine)")
         _, near_before = render(G, S, ws, mode=cfg.feature_mode, tile=cfg.tile)
         _, near_moved = render(G, S, moved, mode=cfg.feature_mode, tile=cfg.tile)
         regions = np.isin(near_before, class_ids) | np.isin(near_moved, class_ids)
-        active = regions.reshape(len(ws), -1).any(axis=1)
-        if active.any():
-            idx = np.flatnonzero(active)
-            problems, dilated = make_problems(moved[idx], (images_before[idx] + 1) / 2, regions[idx],
-                                              near_moved[idx], cfg)
-            refined, losses = optimize(G, S, lpips, problems, cfg, mesh=mesh, steps_per_call=steps_per_call,
-                                       on_progress=on_progress)
-            result["ws"] = moved.copy()
-            result["ws"][idx] = refined
-            result["losses"][idx] = losses
-            result["region_pixels"][idx] = dilated.reshape(len(idx), -1).sum(axis=1)
-    result["images_after"], result["labels_after"] = render(G, S, result["ws"], tile=cfg.tile)
-    return result
+        idx = np.flatnonzero(regions.reshape(len(ws), -1).any(axis=1))
+        if len(idx):
+            out["problems"], dilated = make_problems(moved[idx], (images_before[idx] + 1) / 2, regions[idx],
+                                                     near_moved[idx], cfg)
+            out["refined"] = idx
+            out["region_pixels"][idx] = dilated.reshape(len(idx), -1).sum(axis=1)
+    return out

@@ -101,7 +101,11 @@ def read_label_png(path, num_classes: int, size) -> np.ndarray:
     """A class-id map -> int32 [H, W] with ids in 0 ... num_classes-1. size: int (square) or (height, width).
     Takes 8-bit grey, palette (the indices are the ids) and 16-bit grey images; refuses colour images, a wrong
     size and ids outside the range."""
-    image = open_image(path)
+    return labels_of(open_image(path), num_classes, size, path)
+
+
+def labels_of(image, num_classes: int, size, path="the class-id map") -> np.ndarray:
+    """`read_label_png` for an image already opened (a PIL image); `path` names it in errors."""
     mode = image.mode
     if mode in ("L", "P", "1") or mode.startswith("I"):
         ids = np.asarray(image).astype(np.int64)
@@ -128,7 +132,11 @@ def read_label_png(path, num_classes: int, size) -> np.ndarray:
 def read_region_png(path, size) -> np.ndarray:
     """An edit-region mask -> bool [H, W], True where the image is non-zero (colour: any of R, G, B non-zero;
     alpha ignored). size: int (square) or (height, width). Refuses a wrong size and an empty region."""
-    image = open_image(path)
+    return region_of(open_image(path), size, path)
+
+
+def region_of(image, size, path="the region") -> np.ndarray:
+    """`read_region_png` for an image already opened (a PIL image); `path` names it in errors."""
     _check_size(image, path, size)
     mode = image.mode
     if mode in ("1", "L", "F") or mode.startswith("I"):

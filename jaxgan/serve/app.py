@@ -69,6 +69,34 @@ class InvertRequest(Strict):
     seed: int = Field(default=0, ge=0, lt=2 ** 32)
 
 
+class Start(Strict):
+    model: str
+    seed: int | None = Field(default=None, ge=0, lt=2 ** 32)
+    trunc: float | None = Field(default=None, allow_inf_nan=False)
+    ws: list | str | None = None
+
+
+class SegmentRequest(Strict):
+    model: str
+    seeds: list[int] | None = None
+    ws: list | str | None = None
+    trunc: float = Field(default=1.0, allow_inf_nan=False)
+
+
+class EditRequest(Start):
+    target: str
+    region: str
+    steps: int = Field(default=30, ge=1)
+
+
+class ApplyRequest(Start):
+    vector: str | None = None
+    vector_session: str | None = None
+    class_ids: list[int] | None = None
+    scale: float = Field(default=1.0, allow_inf_nan=False)
+    steps: int = Field(default=0, ge=0)
+
+
 class LPIPSRequest(Strict):
     a: str
     b: str
@@ -400,7 +428,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.post("/api/invert/{sid}/resume")
     async def invert_resume(sid: str):
-        return await call(engine.resume_invert, sid)
+        return await call(engine.resume_stepped, sid, "invert")
 
     @app.delete("/api/invert/{sid}")
     async def invert_delete(sid: str):
@@ -423,6 +451,147 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     async def invert_events(websocket: WebSocket, sid: str):
         await session_events(websocket, sid, "invert")
 
+    # -- EditGAN --------------------------------------------------------------------------------------------------
+
+    def one_start(body: Start) -> dict:
+        """{"seed", "trunc"} or {"ws": [num_ws, w_dim]} of a request that starts from one latent."""
+        if (body.seed is None) == (body.ws is None):
+            raise ValueError("give exactly one of 'seed' and 'ws'")
+        if body.ws is None:
+            return {"seed": body.seed, "trunc": drag_job_trunc() if body.trunc is None else body.trunc}
+        if body.trunc is not None:
+            raise ValueError("'trunc' applies to 'seed', not to 'ws'")
+        ws = latents_of(body.model, body.ws, "'ws'")
+        if len(ws) != 1:
+            raise ValueError(f"'ws' holds {len(ws)} latents; give one")
+        return {"ws": ws[0]}
+
+    @app.post("/api/segment")
+    async def segment(body: SegmentRequest):
+        from concurrent.futures import Future
+        from jaxgan.edit import editgan_outputs
+        from jaxgan.sampling import to_uint8
+        model = engine.model(body.model)
+        if (body.seeds is None) == (body.ws is None):
+            raise ValueError("give exactly one of 'seeds' and 'ws'")
+        if body.seeds is not None:
+            if not body.seeds or len(body.seeds) > cfg.max_seeds or any(s < 0 or s >= 2 ** 32 for s in body.seeds):
+                raise ValueError(f"'seeds' must hold 1 to {cfg.max_seeds} seeds in [0, 2**32)")
+            rows = generation_rows(model.G, seeds=body.seeds, trunc=body.trunc)
+        else:
+            rows = generation_rows(model.G, ws=latents_of(body.model, body.ws, "'ws'")[:cfg.max_seeds])
+        result: Future = Future()
+        await call(engine.segment, body.model, rows, result)
+        out = await asyncio.wait_for(asyncio.wrap_future(result), cfg.request_timeout)
+        n = model.seg.config.num_classes
+
+        def encode():
+            return {"images": [uploads.png_data_url(p) for p in to_uint8(out["images"])],
+                    "labels": [uploads.png_data_url(l.astype(np.uint8)[..., None]) for l in out["labels"]],
+                    "colors": [uploads.png_data_url(editgan_outputs.colorize(l, n)) for l in out["labels"]],
+                    "uncertainty": [float(u) for u in out["uncertainty"]],
+                    "ws": np.round(np.asarray(out["ws"], np.float64), 7).tolist(), "num_classes": n}
+        return await asyncio.to_thread(encode)
+
+    def edit_inputs(body: EditRequest) -> dict:
+        from jaxgan.edit import editgan_outputs
+        model = engine.model(body.model)
+        if model.seg is None:
+            raise ValueError(f"model {body.model!r} is served without a segmentation branch")
+        res = model.G.config.img_resolution
+        target = editgan_outputs.labels_of(uploads.image_from_url(body.target, "the target", cfg.max_image_pixels),
+                                           model.seg.config.num_classes, res, "the target segmentation")
+        region = editgan_outputs.region_of(uploads.image_from_url(body.region, "the region", cfg.max_image_pixels),
+                                           res, "the edit region")
+        return {"target": target, "region": region, "steps": body.steps}
+
+    @app.post("/api/editgan/edit", status_code=201)
+    async def editgan_edit(body: EditRequest):
+        start = one_start(body)
+        fields = await asyncio.to_thread(edit_inputs, body)
+        return await call(engine.create_editgan, body.model, "edit", start, fields)
+
+    def vector_from_url(model_name: str, value: str):
+        import os
+        import tempfile
+        from jaxgan.edit import editgan_outputs
+        model = engine.model(model_name)
+        g = model.G.config
+        data = uploads.data_url_bytes(value, "the vector")
+        fd, path = tempfile.mkstemp(suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            num_classes = None if model.seg is None else model.seg.config.num_classes
+            try:
+                vector, class_ids, _ = editgan_outputs.load_edit_vector(path, g.num_ws, g.w_dim, num_classes)
+            except ValueError as e:
+                raise ValueError(str(e).replace(path, "the vector")) from None
+        finally:
+            os.unlink(path)
+        return vector, class_ids
+
+    @app.post("/api/editgan/apply", status_code=201)
+    async def editgan_apply(body: ApplyRequest):
+        start = one_start(body)
+        if (body.vector is None) == (body.vector_session is None):
+            raise ValueError("give exactly one of 'vector' (an edit-vector .npz as a data URL) and 'vector_session' "
+                             "(the id of a finished edit session)")
+        if body.vector is not None:
+            vector, class_ids = await asyncio.to_thread(vector_from_url, body.model, body.vector)
+        else:
+            vector, class_ids = await call(engine.vector_of, body.vector_session)
+        class_ids = body.class_ids if body.class_ids is not None else class_ids
+        fields = {"vector": vector, "class_ids": class_ids, "scale": body.scale, "steps": body.steps}
+        return await call(engine.create_editgan, body.model, "apply", start, fields)
+
+    @app.get("/api/editgan/{sid}")
+    async def editgan_status(sid: str):
+        return (await call(engine.session, sid, "editgan")).status()
+
+    @app.post("/api/editgan/{sid}/stop")
+    async def editgan_stop(sid: str):
+        await call(engine.session, sid, "editgan")
+        return await call(engine.stop_session, sid)
+
+    @app.post("/api/editgan/{sid}/resume")
+    async def editgan_resume(sid: str):
+        return await call(engine.resume_stepped, sid, "editgan")
+
+    @app.delete("/api/editgan/{sid}")
+    async def editgan_delete(sid: str):
+        await call(engine.session, sid, "editgan")
+        return await call(engine.delete_session, sid)
+
+    @app.websocket("/api/editgan/{sid}/events")
+    async def editgan_events(websocket: WebSocket, sid: str):
+        await session_events(websocket, sid, "editgan")
+
+    @app.get("/api/editgan/{sid}/{name}")
+    async def editgan_file(sid: str, name: Literal["image.png", "before.png", "labels.png", "seg.png",
+                                                   "latent.npy", "vector.npz"]):
+        from jaxgan.edit import editgan_outputs
+        from jaxgan.sampling import to_uint8
+        session, result = await call(engine.editgan_result, sid)
+        n = engine.models[session.model].seg.config.num_classes
+
+        def render() -> tuple[bytes, str]:
+            if name == "image.png":
+                return uploads.png_bytes(to_uint8(result["image"])), "image/png"
+            if name == "before.png":
+                return uploads.png_bytes(to_uint8(session.images_before)), "image/png"
+            if name == "labels.png":
+                return uploads.png_bytes(result["labels"].astype(np.uint8)[..., None]), "image/png"
+            if name == "seg.png":
+                return uploads.png_bytes(editgan_outputs.colorize(result["labels"], n)), "image/png"
+            if name == "latent.npy":
+                return npy_bytes(result["ws"]), "application/octet-stream"
+            if session.mode != "edit":
+                raise SessionStateError("only edit sessions have an edit vector")
+            return session.vector_file(), "application/octet-stream"
+        data, media = await asyncio.to_thread(render)
+        return Response(data, media_type=media)
+
     @app.post("/api/lpips")
     async def lpips_distance(body: LPIPSRequest, model: str | None = None):
         name = model or next(iter(engine.models))
@@ -444,6 +613,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         return {"service": "jaxgan serve", "api": "/api/health", "docs": "/docs"}
 
     return app
+
+
+def drag_job_trunc() -> float:
+    from jaxgan.edit.drag import DragJob
+    return DragJob.trunc
 
 
 def npy_bytes(array) -> bytes:

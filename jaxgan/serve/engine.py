@@ -18,8 +18,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxgan.hints import LPIPS_FILES_HINT
-from jaxgan.serve import drag_sessions, invert_sessions
+from jaxgan.hints import LPIPS_FILES_HINT, SEG_HINT
+from jaxgan.serve import drag_sessions, editgan_sessions, invert_sessions
 from jaxgan.serve.batcher import Batcher
 from jaxgan.serve.config import ServeConfig
 from jaxgan.serve.models import ServedModel, generation_rows, generation_runner, lpips_runner
@@ -44,6 +44,10 @@ class AtCapacity(Exception):
 
 class NoLPIPS(ValueError):
     """The request needs the LPIPS network this server was started without (HTTP 400)."""
+
+
+class NoSegmentation(ValueError):
+    """The model is served without the segmentation branch EditGAN needs (HTTP 400)."""
 
 
 class ShuttingDown(Exception):
@@ -317,6 +321,69 @@ class Engine:
         self.sessions[session.id] = session
         return session.status()
 
+    def _editgan_model(self, model_name: str, needs_lpips: bool) -> ServedModel:
+        model = self.model(model_name)
+        if model.seg is None:
+            raise NoSegmentation(f"model {model_name!r} is served without a segmentation branch: restart with --seg "
+                                 f"{model_name}=SEG_CKPT ({SEG_HINT})")
+        if needs_lpips and model.lpips is None:
+            raise NoLPIPS(f"EditGAN's optimisation needs an LPIPS network: restart with --lpips. {LPIPS_FILES_HINT}")
+        return model
+
+    def start_latent(self, model: ServedModel, start: dict) -> np.ndarray:
+        """A request's start: {"seed", "trunc"} (mapped as the DragGAN renderer) or {"ws": [num_ws, w_dim]}."""
+        if start.get("ws") is not None:
+            return np.asarray(start["ws"], np.float32)
+        from jaxgan.edit.drag import start_latent
+        return start_latent(model.G, start["seed"], start["trunc"])
+
+    def create_editgan(self, model_name: str, mode: str, start: dict, fields: dict) -> dict:
+        """An EditGAN session: mode "edit" (fields: target, region, steps) or "apply" (fields: vector, class_ids,
+        scale, steps)."""
+        from jaxgan.edit.editgan import EditConfig
+        model = self._editgan_model(model_name, needs_lpips=mode == "edit" or fields["steps"] > 1)
+        self._admit()
+        steps = fields["steps"]
+        if steps > self.cfg.max_steps:
+            raise ValueError(f"{steps} steps are over this server's cap of {self.cfg.max_steps}")
+        cfg = EditConfig(steps=steps)
+        ws = self.start_latent(model, start)
+        shown = {k: v for k, v in start.items() if k != "ws"} or {"ws": "given"}
+        if mode == "edit":
+            session = editgan_sessions.EditGANSession.edit(model, ws, fields["target"], fields["region"], cfg, shown)
+        else:
+            session = editgan_sessions.EditGANSession.apply(model, ws, fields["vector"], fields["class_ids"],
+                                                            fields["scale"], cfg, shown)
+        if session.state != RUNNING:
+            session.on_end(model)
+        self.sessions[session.id] = session
+        return session.status()
+
+    def vector_of(self, sid: str) -> tuple:
+        """(vector, class_ids) of a finished edit session of this server."""
+        session = self.session(sid, "editgan")
+        if session.result is None or session.mode != "edit":
+            raise SessionStateError(f"session {sid!r} is not a finished edit")
+        return session.result["vector"], session.class_ids
+
+    def editgan_result(self, sid: str) -> tuple:
+        session = self.session(sid, "editgan")
+        if session.result is None:
+            raise SessionStateError(f"the EditGAN session is {session.state}; its result exists once it is done")
+        return session, session.result
+
+    def segment(self, model_name: str, rows: dict, future: Future) -> None:
+        model = self._editgan_model(model_name, needs_lpips=False)
+        kind = "ws" if "ws" in rows else "seeds"
+        generate = generation_runner(model.G, self.devices)
+
+        def run(problems):
+            from jaxgan.edit.editgan import render_with_uncertainty
+            ws = problems["ws"] if kind == "ws" else np.asarray(generate(problems)["ws"])
+            images, labels, uncertainty = render_with_uncertainty(model.G, model.seg, ws)
+            return {"ws": ws, "images": images, "labels": labels, "uncertainty": uncertainty}
+        self.batcher.add(("segment", model_name, kind), run, rows, future)
+
     def invert_result(self, sid: str) -> dict:
         session = self.session(sid, "invert")
         if session.result is None:
@@ -383,11 +450,12 @@ class Engine:
             raise NoLPIPS(f"this server has no LPIPS network: restart it with --lpips. {LPIPS_FILES_HINT}")
         self.batcher.add(("lpips", pairs["a"].shape[1:]), lpips_runner(lpips), pairs, future)
 
-    def resume_invert(self, sid: str) -> dict:
-        session = self.session(sid, "invert")
+    def resume_stepped(self, sid: str, kind: str) -> dict:
+        """Resume a stopped inversion or EditGAN session where it stopped."""
+        session = self.session(sid, kind)
         self._settle(session)
         if session.state != STOPPED:
-            raise SessionStateError(f"the inversion is {session.state}; only a stopped one resumes")
+            raise SessionStateError(f"the session is {session.state}; only a stopped one resumes")
         session.state, session.stop_reason = RUNNING, None
         return session.status()
 

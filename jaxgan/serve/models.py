@@ -27,10 +27,14 @@ class ServedModel:
     checkpoint: str
     max_points: int
     lpips: SplitModel | None = None
+    seg: SplitModel | None = None  # EditGAN's segmentation branch for this generator
 
     @property
     def capabilities(self) -> list[str]:
-        return ["generate", "drag"] + (["invert"] if self.lpips is not None else [])
+        caps = ["generate", "drag"] + (["invert", "lpips"] if self.lpips is not None else [])
+        if self.seg is not None:
+            caps += ["segment"] + (["editgan"] if self.lpips is not None else [])
+        return caps
 
     def drag_defaults(self) -> dict:
         """What `jaxgan drag` would use on this model: the recommended or rule-based tracking settings."""
@@ -43,9 +47,16 @@ class ServedModel:
 
     def describe(self) -> dict:
         g = self.G.config
-        return {"name": self.name, "kind": "stylegan2-generator", "resolution": g.img_resolution, "num_ws": g.num_ws,
-                "w_dim": g.w_dim, "c_dim": g.c_dim, "img_channels": g.img_channels,
-                "capabilities": self.capabilities, "drag_defaults": self.drag_defaults()}
+        out = {"name": self.name, "kind": "stylegan2-generator", "resolution": g.img_resolution, "num_ws": g.num_ws,
+               "w_dim": g.w_dim, "c_dim": g.c_dim, "img_channels": g.img_channels,
+               "capabilities": self.capabilities, "drag_defaults": self.drag_defaults()}
+        if self.seg is not None:
+            from jaxgan.edit import editgan, editgan_outputs
+            n = self.seg.config.num_classes
+            out["segmentation"] = {"num_classes": n, "palette": editgan_outputs.palette(n).tolist(),
+                                   "edit_defaults": {"steps": editgan.EditConfig.steps,
+                                                     "dilation": editgan.EditConfig.dilation}}
+        return out
 
 
 def _generate_one(G: SplitModel, problem: dict):
@@ -86,14 +97,28 @@ def generation_rows(G: SplitModel, *, seeds=None, trunc: float = 1.0, ws=None) -
             "trunc": np.full((len(seeds),), trunc, np.float32)}
 
 
-def load_models(checkpoints: dict, *, lpips_path=None, max_points: int = 8) -> dict[str, ServedModel]:
+def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
+                max_points: int = 8) -> dict[str, ServedModel]:
     """{name: checkpoint directory} -> {name: ServedModel}, every generator loaded once; `lpips_path` gives the
-    LPIPS network that inversion needs (None: no inversion)."""
+    LPIPS network that inversion and EditGAN need (None: neither); `seg` {name: segmentation-branch checkpoint}."""
     from jaxgan.checkpoint import load_model, read_sidecar
+    from jaxgan.hints import SEG_HINT
+    from jaxgan.models import segbranch
+    seg = seg or {}
+    unknown = sorted(set(seg) - set(checkpoints))
+    if unknown:
+        raise ValueError(f"--seg names {unknown}, which are not served models ({sorted(checkpoints)})")
     lpips = None if lpips_path is None else load_model(lpips_path, "lpips-vgg")
-    return {name: ServedModel(name=name, G=load_model(path, "stylegan2-generator", name="G"),
-                              sidecar=read_sidecar(path), checkpoint=str(path), max_points=max_points, lpips=lpips)
-            for name, path in checkpoints.items()}
+    models = {}
+    for name, path in checkpoints.items():
+        G = load_model(path, "stylegan2-generator", name="G")
+        S = None
+        if name in seg:
+            S = load_model(seg[name], "segbranch", hint=SEG_HINT)
+            segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
+        models[name] = ServedModel(name=name, G=G, sidecar=read_sidecar(path), checkpoint=str(path),
+                                   max_points=max_points, lpips=lpips, seg=S)
+    return models
 
 
 @functools.cache

@@ -279,3 +279,8 @@ def test_inversion_without_lpips_says_which_files_to_convert(server):
     assert response.status_code == 400
     assert "--lpips" in response.json()["error"] and "vgg16-397923af.pth" in response.json()["error"]
     assert "invert" not in http.get(server.url + "/api/models").json()[0]["capabilities"]
+
+
+def test_editgan_without_a_segmentation_branch_says_how_to_get_one(server):
+    response = http.post(server.url + "/api/segment", json={"model": "demo", "seeds": [0]})
+    assert response.status_code == 400 and "--seg demo=SEG_CKPT" in response.json()["error"]
