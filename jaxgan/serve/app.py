@@ -288,12 +288,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/drag/{sid}")
     async def drag_status(sid: str):
-        return (await call(engine.session, sid, "drag")).status()
+        return await call(engine.status_of, sid, "drag")
 
     @app.post("/api/drag/{sid}/stop")
     async def drag_stop(sid: str):
-        await call(engine.session, sid, "drag")
-        return await call(engine.stop_session, sid)
+        return await call(engine.stop_session, sid, "drag")
 
     @app.post("/api/drag/{sid}/resume")
     async def drag_resume(sid: str, request: Request):
@@ -313,8 +312,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.delete("/api/drag/{sid}")
     async def drag_delete(sid: str):
-        await call(engine.session, sid, "drag")
-        return await call(engine.delete_session, sid)
+        return await call(engine.delete_session, sid, "drag")
 
     @app.get("/api/drag/{sid}/image.png")
     async def drag_image(sid: str):
@@ -419,12 +417,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/invert/{sid}")
     async def invert_status(sid: str):
-        return (await call(engine.session, sid, "invert")).status()
+        return await call(engine.status_of, sid, "invert")
 
     @app.post("/api/invert/{sid}/stop")
     async def invert_stop(sid: str):
-        await call(engine.session, sid, "invert")
-        return await call(engine.stop_session, sid)
+        return await call(engine.stop_session, sid, "invert")
 
     @app.post("/api/invert/{sid}/resume")
     async def invert_resume(sid: str):
@@ -432,8 +429,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.delete("/api/invert/{sid}")
     async def invert_delete(sid: str):
-        await call(engine.session, sid, "invert")
-        return await call(engine.delete_session, sid)
+        return await call(engine.delete_session, sid, "invert")
 
     @app.get("/api/invert/{sid}/latent.npy")
     async def invert_latent(sid: str):
@@ -547,12 +543,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/editgan/{sid}")
     async def editgan_status(sid: str):
-        return (await call(engine.session, sid, "editgan")).status()
+        return await call(engine.status_of, sid, "editgan")
 
     @app.post("/api/editgan/{sid}/stop")
     async def editgan_stop(sid: str):
-        await call(engine.session, sid, "editgan")
-        return await call(engine.stop_session, sid)
+        return await call(engine.stop_session, sid, "editgan")
 
     @app.post("/api/editgan/{sid}/resume")
     async def editgan_resume(sid: str):
@@ -560,8 +555,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.delete("/api/editgan/{sid}")
     async def editgan_delete(sid: str):
-        await call(engine.session, sid, "editgan")
-        return await call(engine.delete_session, sid)
+        return await call(engine.delete_session, sid, "editgan")
 
     @app.websocket("/api/editgan/{sid}/events")
     async def editgan_events(websocket: WebSocket, sid: str):

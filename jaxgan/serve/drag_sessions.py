@@ -188,7 +188,9 @@ class DragSession(Session):
         run = self.runs[-1] if self.runs else None
         if not run or not run.trace["points"]:
             return None
-        stacked = {name: np.stack(run.trace[name]) for name in TRACE_FIELDS}
+        # The web side may read while the engine appends the next step: take the rows every field has.
+        count = min(len(run.trace[name]) for name in TRACE_FIELDS)
+        stacked = {name: np.stack(run.trace[name][:count]) for name in TRACE_FIELDS}
         return drag.trim_trace(stacked, run.count, self.cfg.max_points)
 
     def trace_file(self) -> bytes:

@@ -390,8 +390,12 @@ class Engine:
             raise SessionStateError(f"the inversion is {session.state}; its result exists once it is done")
         return session.result
 
-    def stop_session(self, sid: str) -> dict:
-        session = self.session(sid)
+    def status_of(self, sid: str, kind: str | None = None) -> dict:
+        """A session's status, read on the engine thread (between steps, so it is consistent)."""
+        return self.session(sid, kind).status()
+
+    def stop_session(self, sid: str, kind: str | None = None) -> dict:
+        session = self.session(sid, kind)
         if session.state == RUNNING:
             self._leave(session)
             session.finish(STOPPED, "stopped by client")
@@ -415,8 +419,8 @@ class Engine:
         session.undo()
         return session.status()
 
-    def delete_session(self, sid: str) -> dict:
-        session = self.session(sid)
+    def delete_session(self, sid: str, kind: str | None = None) -> dict:
+        session = self.session(sid, kind)
         self._remove(session, "deleted")
         return {"id": sid, "deleted": True}
 
@@ -462,10 +466,18 @@ class Engine:
     # -- reports --------------------------------------------------------------------------------------------------
 
     def health(self) -> dict:
+        # Read from the web side without waiting for the engine (it may be compiling): a copy of the table, retried
+        # if the engine changed it meanwhile.
+        while True:
+            try:
+                sessions = tuple(self.sessions.values())
+                break
+            except RuntimeError:
+                continue
         return {"status": "ok" if self._accepting else "stopping", "backend": jax.default_backend(),
                 "devices": len(self.devices), "models": sorted(self.models),
-                "sessions": {"live": len(self.sessions), "capacity": self.capacity,
-                             "running": sum(s.state == RUNNING for s in list(self.sessions.values()))}}
+                "sessions": {"live": len(sessions), "capacity": self.capacity,
+                             "running": sum(s.state == RUNNING for s in sessions)}}
 
     def stats(self) -> dict:
         return {"ticks": self.ticks, "tick_seconds": round(self.tick_seconds, 6),
