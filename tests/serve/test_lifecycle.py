@@ -28,10 +28,14 @@ def wait_until(predicate, timeout=60.0):
 
 
 def test_capacity_429_then_delete_frees_a_slot_and_idle_sessions_expire():
-    server = ServerProcess("demo", "--max-sessions", "2", "--session-ttl", "3", "--token", "s3cret")
+    server = ServerProcess("demo", "--max-sessions", "2", "--session-ttl", "3", "--token", "s3cret", "--warmup",
+                           "--max-batch", "2")
     auth = {"Authorization": "Bearer s3cret"}
     try:
         url = server.url
+        # --warmup compiled and timed both batch sizes of the default drag step before the first request
+        (pool,) = http.get(url + "/api/stats", headers=auth).json()["pools"].values()
+        assert set(pool) == {"1", "2"} and all(b["seconds_per_call"] > 0 for b in pool.values())
         assert http.get(url + "/api/health").status_code == 401
         assert http.get(url + "/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert http.get(url + "/api/health", headers=auth).json()["sessions"] == {"live": 0, "capacity": 2,
@@ -54,8 +58,11 @@ def test_capacity_429_then_delete_frees_a_slot_and_idle_sessions_expire():
 
 
 def test_sigterm_ends_running_sessions_cleanly_and_exits_0():
-    server = ServerProcess("demo", "--max-sessions", "4")
+    server = ServerProcess("demo")  # the default capacity: from the drag step's memory analysis
     url = server.url
+    health = http.get(url + "/api/health").json()
+    assert 1 <= health["sessions"]["capacity"] <= 1024
+    assert http.get(url + "/api/stats").json()["memory_per_session"] > 100_000
     sid = http.post(url + "/api/drag", json={**START, "max_steps": 2000, "lr": 1e-4}).json()["id"]
 
     async def watch():
