@@ -4,7 +4,7 @@ A pool with n running sessions advances them all once per tick, in ceil(n / b) c
 sessions. Larger b means fewer calls but not always less time: on a 2-core CPU one 256 px DragGAN step for 16
 sessions took longer than 16 steps of one. So every bucket's seconds per call are measured as the pool runs (the
 first call of a bucket, which compiles, is not counted), and each tick takes the bucket with the least estimated
-time ceil(n / b) * t(b). Buckets not measured yet are tried once when they could help, so the server learns its
+time ceil(n / b) * t(b), larger buckets only when at least 10% faster than the smaller choice. Buckets not measured yet are tried once when they could help, so the server learns its
 machine; with `--warmup` every bucket is measured at start. Batch 1 is always a candidate, so the server is never
 slower than running its sessions one after another, beyond its per-call overhead.
 """
@@ -13,6 +13,7 @@ import math
 import statistics
 
 SAMPLES = 5  # calls per bucket kept (the median is used)
+MARGIN = 0.1  # a larger bucket is chosen only when its estimated tick is at least 10% shorter
 
 
 def buckets_up_to(max_batch: int) -> list[int]:
@@ -55,11 +56,18 @@ class BucketPolicy:
         estimates = {b: math.ceil(count / b) * self.seconds(b) for b in candidates if self.seconds(b) is not None}
         if not estimates:
             return 1
-        return min(estimates, key=lambda b: (estimates[b], -b))
+        # A larger bucket must be clearly faster: once chosen, the smaller ones are no longer measured, so a choice
+        # made on noise (estimates within a few percent, as on a CPU where batching does not pay) would stick.
+        chosen = min(estimates)
+        for b in sorted(estimates):
+            if estimates[b] < (1 - MARGIN) * estimates[chosen]:
+                chosen = b
+        return chosen
 
     def _may_pay(self, bucket: int) -> bool:
-        """Whether an unmeasured bucket could beat what is known: skipped once a smaller bucket is known to lose
-        to batch 1 per session (batching that does not pay at 4 will not pay at 16 on the same machine)."""
+        """Whether an unmeasured bucket could beat what is known: skipped once a smaller bucket is known not to
+        beat batch 1 per session by the margin (batching that does not pay at 4 will not pay at 16 on the same
+        machine, and trying it would stall every session for its compilation)."""
         one = self.seconds(1)
         if one is None:
             return False  # measure batch 1 first
@@ -67,7 +75,7 @@ class BucketPolicy:
             if smaller >= bucket or smaller == 1:
                 continue
             t = self.seconds(smaller)
-            if t is not None and len(self.samples[smaller]) >= 2 and t / smaller >= one:
+            if t is not None and len(self.samples[smaller]) >= 2 and t / smaller >= (1 - MARGIN) * one:
                 return False
         return True
 

@@ -37,3 +37,20 @@ def test_batching_that_does_not_pay_falls_back_to_one_at_a_time():
     feed(policy, 2, 2.4)  # the 2-core CPU: a batch of 2 costs more than two steps of one
     assert policy.choose(16) == 1  # and larger buckets are not tried
     assert policy.report()["1"]["session_steps_per_s"] == 1.0
+
+
+def test_a_larger_bucket_must_be_clearly_faster():
+    policy = BucketPolicy(4)
+    feed(policy, 1, 0.768)  # measured at 256 px on the 2-core CPU: batching does not pay,
+    feed(policy, 2, 1.512)  # and these differences are noise
+    feed(policy, 4, 3.043)
+    assert policy.choose(4) == 1
+    feed(policy, 4, 2.0, calls=5)  # 33% faster than four calls of one: worth it
+    assert policy.choose(4) == 4
+
+
+def test_buckets_are_not_explored_beyond_one_that_does_not_clearly_pay():
+    policy = BucketPolicy(16)
+    feed(policy, 1, 0.768)
+    feed(policy, 2, 1.512)  # 1.6% faster per session than batch 1: not worth compiling 4, 8, 16 for
+    assert policy.choose(16) == 1
