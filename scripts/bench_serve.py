@@ -180,7 +180,8 @@ class CpuMeter:
         self.pid = server_pid
 
     def snapshot(self):
-        return time.perf_counter(), busy_cpu_seconds(), process_cpu_seconds(), process_cpu_seconds(self.pid)
+        server = 0.0 if self.pid is None else process_cpu_seconds(self.pid)
+        return time.perf_counter(), busy_cpu_seconds(), process_cpu_seconds(), server
 
     def start(self):
         self._start = self.snapshot()
