@@ -15,6 +15,8 @@ temporary directory), this script
      session with budget S makes S + 1 steps (S Adam updates and the closing observation, each a full
      `drag_step`, and each one step event), so a phase makes N (S + 1) session-steps; every session is checked to
      have made them all (no early stop: the targets are far out of reach in S steps);
+   * the steady-state rate: step events arriving between the moment every client has seen a step and the first
+     end event, over that window (all sessions running; session start-up and wind-down left out);
    * per-step latency seen by a client: the time between consecutive step events on its WebSocket; p50 / p95 over
      all gaps of all clients in the phase. Events the server replays (steps taken before the client subscribed,
      i.e. with an index below the `step` of the first status message) are left out of the gaps;
@@ -53,6 +55,7 @@ at about 1 session-step/s on a 2-core CPU, and on a CPU batching does not pay, s
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import signal
@@ -309,11 +312,10 @@ class Server:
         return self.proc.returncode
 
 
-async def one_client(url: str, request: dict) -> dict:
+async def one_client(url: str, http: httpx.AsyncClient, request: dict) -> dict:
     """POST the drag, follow its WebSocket to the end event; times are time.perf_counter() in this process."""
     posted = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S) as http:
-        created = await http.post("/api/drag", json=request)
+    created = await http.post("/api/drag", json=request)
     if created.status_code != 201:
         raise RuntimeError(f"POST /api/drag: {created.status_code} {created.text}")
     sid = created.json()["id"]
@@ -341,8 +343,14 @@ async def one_client(url: str, request: dict) -> dict:
 
 
 async def all_clients(url: str, requests: list[dict]) -> tuple[float, list[dict]]:
-    start = time.perf_counter()
-    results = await asyncio.gather(*(one_client(url, r) for r in requests))
+    # The HTTP clients are made before the clock starts: each costs about 20 ms of CPU (its SSL context), which
+    # would otherwise be taken from the server's cores inside the timed window.
+    clients = [httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S) for _ in requests]
+    try:
+        start = time.perf_counter()
+        results = await asyncio.gather(*(one_client(url, http, r) for http, r in zip(clients, requests)))
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients))
     return start, results
 
 
@@ -376,6 +384,12 @@ def server_phase(server: Server, requests: list[dict], steps: int) -> dict:
         if r["steps"]:
             first_step.append(r["steps"][0][0] - r["posted"])
     step_events = sum(len(r["steps"]) for r in results)
+    # Steady state: from the moment every client has seen a live step to the first end event, all sessions
+    # running (replayed events arrive in a burst, so only live ones count).
+    live = [[t for t, i in r["steps"] if i >= (r["status_step"] or 0)] for r in results]
+    window = (max(ts[0] if ts else math.inf for ts in live), min(r["end_time"] for r in results))
+    in_window = sum(window[0] < t <= window[1] for ts in live for t in ts)
+    steady = round(in_window / (window[1] - window[0]), 4) if window[1] > window[0] and in_window else None
     updates = [int(r["end"]["step"]) for r in results]
     reasons = sorted({r["end"]["stop_reason"] for r in results})
     complete = all([i for _, i in r["steps"]] == list(range(steps + 1)) for r in results)
@@ -386,6 +400,9 @@ def server_phase(server: Server, requests: list[dict], steps: int) -> dict:
         "updates_per_session": sorted(set(updates)), "stop_reasons": reasons,
         "all_sessions_full_budget": complete and all(u == steps for u in updates) and reasons == ["step limit"],
         "wall_s": round(wall, 4), "session_steps_per_s": round(step_events / wall, 4),
+        "steady_state": {"session_steps_per_s": steady,
+                         "window_s": round(window[1] - window[0], 4) if steady is not None else None,
+                         "session_steps": in_window},
         "step_latency_ms": {"p50": ms(percentile(gaps, 50)), "p95": ms(percentile(gaps, 95)),
                             "mean": ms(statistics.fmean(gaps) if gaps else None),
                             "max": ms(max(gaps) if gaps else None), "gaps": len(gaps)},
@@ -540,7 +557,9 @@ def summarise(server: dict, raw: dict | None, counts: list[int]) -> list[dict]:
         ph = server["phases"][n]
         row = {"clients": n, "steps_budget": ph["steps_budget"], "session_steps": ph["session_steps"],
                "all_sessions_full_budget": ph["all_sessions_full_budget"],
-               "session_steps_per_s": ph["session_steps_per_s"], "p50_step_ms": ph["step_latency_ms"]["p50"],
+               "session_steps_per_s": ph["session_steps_per_s"],
+               "steady_session_steps_per_s": ph["steady_state"]["session_steps_per_s"],
+               "p50_step_ms": ph["step_latency_ms"]["p50"],
                "p95_step_ms": ph["step_latency_ms"]["p95"],
                "bucket_policy_would_choose": policy_choice(server["stats_at_end"], n)}
         if n in raw_rows:
