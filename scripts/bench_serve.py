@@ -16,7 +16,8 @@ temporary directory), this script
      `drag_step`, and each one step event), so a phase makes N (S + 1) session-steps; every session is checked to
      have made them all (no early stop: the targets are far out of reach in S steps);
    * the steady-state rate: step events arriving between the moment every client has seen a step and the first
-     end event, over that window (all sessions running; session start-up and wind-down left out);
+     end event, over that window (all sessions running; session start-up and wind-down left out; null when the
+     window holds fewer than 3 N events, i.e. fewer than about 3 ticks);
    * per-step latency seen by a client: the time between consecutive step events on its WebSocket; p50 / p95 over
      all gaps of all clients in the phase. Events the server replays (steps taken before the client subscribed,
      i.e. with an index below the `step` of the first status message) are left out of the gaps;
@@ -27,7 +28,8 @@ temporary directory), this script
    loaded by `jaxgan.serve.models.load_models`, the same sessions as the server builds them, the same DragConfig):
    the compiled program of `jaxgan.serve.pool.Pool` for batch N (`--raw pool`, default: exactly what the engine
    calls) or `jaxgan.edit.drag.make_batched_step` (`--raw batched`), called S + 1 times after one compiling call,
-   each call ended by `jax.block_until_ready`. Batch 1 is always timed too (session 0), for the sequential baseline.
+   each call ended by `jax.block_until_ready` (as many sequences as server phases, the median total reported).
+   Batch 1 is always timed too (session 0), for the sequential baseline.
 
 Reported per (config, N):
 * overhead_vs_raw_same_batch = server wall / raw time of the batch-N program - 1 (the raw step stays on the
@@ -82,7 +84,7 @@ from jaxgan.files import atomic_write, json_writer  # noqa: E402
 
 DEFAULT_STEPS = {"demo": 30, "256": 3, "256@16": 2}  # 256 px, 16 clients: fewer steps (about 4 min less on 2 cores)
 OTHER_STEPS = 3            # default S for a resolution not in DEFAULT_STEPS
-DEFAULT_REPEATS = {"demo": 3}  # phases per (config, N); the median-wall phase is reported (others: 1)
+DEFAULT_REPEATS = {"demo": 5}  # phases per (config, N), also raw sequences; the median is reported (others: 1)
 READY_TIMEOUT_S = 3600     # --warmup of a large config on a small CPU takes minutes
 CLIENT_TIMEOUT_S = 1800
 MAX_POINTS = 8             # the server's default --max-points: the padded point count of the compiled step
@@ -101,7 +103,7 @@ def parse_args(argv=None):
                         "one client count (default demo=30,256=3,256@16=2; other resolutions 3)")
     p.add_argument("--repeats", default=None,
                    help="server phases per (config, N), the one of median wall time reported: an integer or "
-                        "CONFIG=R entries (default demo=3, others 1)")
+                        "CONFIG=R entries (default demo=5, others 1); the raw step is timed as many times")
     p.add_argument("--raw", choices=("pool", "batched"), default="pool",
                    help="in-process baseline: the Pool's compiled program (default) or drag.make_batched_step")
     p.add_argument("--channel-base", type=int, default=None,
@@ -389,7 +391,8 @@ def server_phase(server: Server, requests: list[dict], steps: int) -> dict:
     live = [[t for t, i in r["steps"] if i >= (r["status_step"] or 0)] for r in results]
     window = (max(ts[0] if ts else math.inf for ts in live), min(r["end_time"] for r in results))
     in_window = sum(window[0] < t <= window[1] for ts in live for t in ts)
-    steady = round(in_window / (window[1] - window[0]), 4) if window[1] > window[0] and in_window else None
+    # Events arrive in one burst per tick, so the rate means something only over several ticks: at least 3 N events.
+    steady = round(in_window / (window[1] - window[0]), 4) if window[1] > window[0] and in_window >= 3 * n else None
     updates = [int(r["end"]["step"]) for r in results]
     reasons = sorted({r["end"]["stop_reason"] for r in results})
     complete = all([i for _, i in r["steps"]] == list(range(steps + 1)) for r in results)
@@ -502,18 +505,23 @@ def raw_timings(ckpt: str, model_name: str, resolution: int, config: str, counts
         start = time.perf_counter()
         jax.block_until_ready(run(shared, stacked))  # compiles; its result is dropped
         first_call = time.perf_counter() - start
-        times, updated, out = [], [], None
         meter = CpuMeter(None).start()
-        for _ in range(steps + 1):
-            start = time.perf_counter()
-            stacked, out = run(shared, stacked)
-            jax.block_until_ready((stacked, out))
-            times.append(time.perf_counter() - start)
-            updated.append(updated_of(out)[:n])
+        sequences = []
+        for _ in range(args.repeats_of(config, n)):  # each from the fresh sessions, as each server phase
+            current, times, updated, out = stacked, [], [], None
+            for _ in range(steps + 1):
+                start = time.perf_counter()
+                current, out = run(shared, current)
+                jax.block_until_ready((current, out))
+                times.append(time.perf_counter() - start)
+                updated.append(updated_of(out)[:n])
+            sequences.append((sum(times), times, updated, out))
         cpu = meter.stop()
         cpu.pop("server_cpu_s")
-        total = sum(times)
+        ordered = sorted(sequences, key=lambda seq: seq[0])
+        total, times, updated, out = ordered[(len(ordered) - 1) // 2]  # the median total, as best_of
         rows[n] = {"sessions": n, "steps_budget": steps, "calls": steps + 1, "first_call_s": round(first_call, 3),
+                   "repeats": len(sequences), "total_s_of_repeats": [round(seq[0], 4) for seq in sequences],
                    "call_times_s": [round(t, 5) for t in times], "total_s": round(total, 4),
                    "median_call_s": round(statistics.median(times), 5),
                    "session_steps_per_s": round(n * (steps + 1) / total, 4),
@@ -523,7 +531,7 @@ def raw_timings(ckpt: str, model_name: str, resolution: int, config: str, counts
                    "load_avg_1m": [load_before[0], load_avg()[0]], **cpu}
         print(f"[{config}] raw {args.raw} batch {n}: {rows[n]['session_steps_per_s']} session-steps/s "
               f"(first call {first_call:.1f} s)", file=sys.stderr, flush=True)
-        del stacked, out, run, shared
+        del stacked, current, sequences, ordered, out, run, shared
     return {"driver": {"pool": "jaxgan.serve.pool.Pool(...).program(N): jit(shard_map(vmap(step_fn(cfg))))",
                        "batched": "jaxgan.edit.drag.make_batched_step(cfg, mesh, 1)"}[args.raw],
             "drag_config": {"max_points": cfg.max_points, "r1": cfg.r1, "r2": cfg.r2, "feature_idx": cfg.feature_idx,
