@@ -136,8 +136,9 @@ class Engine:
 
     def _example_drag(self, model: ServedModel) -> drag_sessions.DragSession:
         h = model.G.config.img_resolution
-        return self._new_drag(model, {"seed": 0, "points": [[h // 2, h // 2]], "targets": [[h // 2, h // 2 + 1]]},
-                              mask=None)
+        from jaxgan.edit.drag import DragJob
+        return self._new_drag(model, {"seed": 0, "points": [[h // 2, h // 2]], "targets": [[h // 2, h // 2 + 1]],
+                                      "max_steps": min(DragJob.steps, self.cfg.max_steps)}, mask=None)
 
     def warmup(self) -> None:
         """Compile and measure every bucket of each model's default drag program, and the generation program."""

@@ -33,6 +33,7 @@ class BucketPolicy:
         self.buckets = buckets_up_to(max_batch)
         self.samples: dict[int, list[float]] = {b: [] for b in self.buckets}
         self.compiled: set[int] = set()
+        self.calls: dict[int, int] = {b: 0 for b in self.buckets}
 
     def seconds(self, bucket: int) -> float | None:
         times = self.samples[bucket]
@@ -40,6 +41,7 @@ class BucketPolicy:
 
     def record(self, bucket: int, seconds: float) -> None:
         """One call's wall time; the first call of a bucket compiled, so it is not a sample."""
+        self.calls[bucket] += 1
         if bucket not in self.compiled:
             self.compiled.add(bucket)
             return
@@ -80,10 +82,12 @@ class BucketPolicy:
         return True
 
     def report(self) -> dict:
-        """{bucket: {"seconds_per_call", "session_steps_per_s"}} for the measured buckets."""
+        """{bucket: {"seconds_per_call", "session_steps_per_s", "calls"}} for the measured buckets (calls counts
+        the warm-up's too)."""
         out = {}
         for b in self.buckets:
             t = self.seconds(b)
             if t is not None:
-                out[str(b)] = {"seconds_per_call": round(t, 6), "session_steps_per_s": round(b / t, 3)}
+                out[str(b)] = {"seconds_per_call": round(t, 6), "session_steps_per_s": round(b / t, 3),
+                               "calls": self.calls[b]}
         return out

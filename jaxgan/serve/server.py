@@ -44,6 +44,8 @@ def serve(engine: Engine, cfg: ServeConfig) -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    # Until uvicorn installs its handlers, a SIGTERM (e.g. during a long --warmup) ends the start cleanly too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     engine.start()
     app = create_app(engine, cfg)
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,

@@ -29,13 +29,13 @@ def wait_until(predicate, timeout=60.0):
 
 def test_capacity_429_then_delete_frees_a_slot_and_idle_sessions_expire():
     server = ServerProcess("demo", "--max-sessions", "2", "--session-ttl", "3", "--token", "s3cret", "--warmup",
-                           "--max-batch", "2")
+                           "--max-batch", "2", "--max-steps", "50")  # a cap below the default 200 steps
     auth = {"Authorization": "Bearer s3cret"}
     try:
         url = server.url
         # --warmup compiled and timed both batch sizes of the default drag step before the first request
         (pool,) = http.get(url + "/api/stats", headers=auth).json()["pools"].values()
-        assert set(pool) == {"1", "2"} and all(b["seconds_per_call"] > 0 for b in pool.values())
+        assert set(pool) == {"1", "2"} and all(b["seconds_per_call"] > 0 and b["calls"] == 3 for b in pool.values())
         assert http.get(url + "/api/health").status_code == 401
         assert http.get(url + "/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert http.get(url + "/api/health", headers=auth).json()["sessions"] == {"live": 0, "capacity": 2,
