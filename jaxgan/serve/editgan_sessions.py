@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from jaxgan.edit import editgan, editgan_outputs
-from jaxgan.serve.sessions import DONE, FAILED, RUNNING, Session
+from jaxgan.serve.sessions import DONE, RUNNING, CountedSession
 
 
 def step_fn(cfg: editgan.EditConfig):
@@ -31,8 +31,9 @@ def _row(tree, i: int = 0):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[i], tree)
 
 
-class EditGANSession(Session):
+class EditGANSession(CountedSession):
     kind = "editgan"
+    loss_names = editgan.LOSS_NAMES
 
     def __init__(self, model, *, mode: str, w_start: np.ndarray, cfg: editgan.EditConfig, problem, class_ids,
                  images_before, labels_before, region_pixels: int, start: dict):
@@ -80,18 +81,6 @@ class EditGANSession(Session):
     def step_program(self):
         return step_fn(self.cfg)
 
-    def after_step(self, losses) -> dict:
-        losses = np.asarray(losses)
-        self.steps_done += 1
-        self.losses.append(losses)
-        event = self.record({"type": "step", "step": self.steps_done, "max_steps": self.updates,
-                             "losses": {n: float(v) for n, v in zip(editgan.LOSS_NAMES, losses)}})
-        if not np.all(np.isfinite(losses)):
-            self.end(FAILED, "failed", f"the loss is not finite at step {self.steps_done}")
-        elif self.steps_done >= self.updates:
-            self.end(DONE, "finished")
-        return event
-
     def on_end(self, model) -> None:
         """Render the result once done: the final latent, its image and segmentation (display path)."""
         if self.state != DONE or self.result is not None:
@@ -101,10 +90,8 @@ class EditGANSession(Session):
         self.result = {"ws": w, "image": images[0], "labels": labels[0], "vector": w - self.w_input}
 
     def status_fields(self) -> dict:
-        last = self.losses[-1] if self.losses else None
         return {"mode": self.mode, "step": self.steps_done, "max_steps": self.updates, "class_ids": self.class_ids,
-                "region_pixels": self.region_pixels, "start": self.start,
-                "losses": None if last is None else {n: float(v) for n, v in zip(editgan.LOSS_NAMES, last)}}
+                "region_pixels": self.region_pixels, "start": self.start, "losses": self.named_losses()}
 
     def vector_file(self) -> bytes:
         """The edit vector .npz (`jaxgan editgan edit`'s format): result - input, with the touched classes."""

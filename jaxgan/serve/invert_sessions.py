@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.edit import invert
-from jaxgan.serve.sessions import DONE, FAILED, RUNNING, Session
+from jaxgan.serve.sessions import DONE, RUNNING, CountedSession
 
 
 @functools.cache
@@ -34,7 +34,7 @@ def step_fn(space: str, cfg):
     return run
 
 
-class InvertSession(Session):
+class InvertSession(CountedSession):
     kind = "invert"
 
     def __init__(self, model, target: np.ndarray, space: str, steps: int | None, seed: int, w_stats):
@@ -67,18 +67,6 @@ class InvertSession(Session):
     def step_program(self):
         return step_fn(self.space, self.cfg)
 
-    def after_step(self, losses) -> dict:
-        losses = np.asarray(losses)
-        self.steps_done += 1
-        self.losses.append(losses)
-        event = self.record({"type": "step", "step": self.steps_done, "max_steps": self.updates,
-                             "losses": {name: float(v) for name, v in zip(self.loss_names, losses)}})
-        if not np.all(np.isfinite(losses)):
-            self.end(FAILED, "failed", f"the loss is not finite at step {self.steps_done}")
-        elif self.steps_done >= self.updates:
-            self.end(DONE, "finished")
-        return event
-
     def on_end(self, model) -> None:
         """The latent, reconstruction and metrics, computed once the session is done."""
         if self.state == DONE and self.result is None:
@@ -88,10 +76,8 @@ class InvertSession(Session):
                            "psnr": float(-10 * np.log10(max(float(mse[0]), 1e-12)))}
 
     def status_fields(self) -> dict:
-        last = self.losses[-1] if self.losses else None
         fields = {"space": self.space, "method": self.method, "seed": self.seed, "step": self.steps_done,
-                  "max_steps": self.updates,
-                  "losses": None if last is None else {n: float(v) for n, v in zip(self.loss_names, last)}}
+                  "max_steps": self.updates, "losses": self.named_losses()}
         if self.result is not None:
             fields["metrics"] = {k: round(self.result[k], 6) for k in ("lpips", "mse", "psnr")}
         return fields

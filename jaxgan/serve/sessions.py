@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 RUNNING, STOPPED, DONE, FAILED = "running", "stopped", "done", "failed"
 STATES = (RUNNING, STOPPED, DONE, FAILED)
 
@@ -110,3 +112,32 @@ class Session:
 
     def status_fields(self) -> dict:
         return {}
+
+
+class CountedSession(Session):
+    """A session of a fixed number of optimisation steps, each returning its losses in `loss_names` order
+    (inversion, EditGAN). Subclasses set `loss_names` and `updates` and start `steps_done` at 0."""
+
+    loss_names: tuple = ()
+    updates: int = 0
+
+    def after_step(self, losses) -> dict:
+        """Book one step's losses; the session ends done after `updates` steps, failed on a non-finite loss."""
+        losses = np.asarray(losses)
+        self.steps_done += 1
+        self.losses.append(losses)
+        event = self.record({"type": "step", "step": self.steps_done, "max_steps": self.updates,
+                             "losses": self.named_losses(losses)})
+        if not np.all(np.isfinite(losses)):
+            self.end(FAILED, "failed", f"the loss is not finite at step {self.steps_done}")
+        elif self.steps_done >= self.updates:
+            self.end(DONE, "finished")
+        return event
+
+    def named_losses(self, losses=None) -> dict | None:
+        """{name: value} of `losses` (default: the last step's), None before the first step."""
+        if losses is None:
+            if not self.losses:
+                return None
+            losses = self.losses[-1]
+        return {name: float(v) for name, v in zip(self.loss_names, losses)}
