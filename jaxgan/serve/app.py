@@ -286,14 +286,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         mask = mask_of(body.model, body.mask)
         return await call(engine.create_drag, body.model, request, mask)
 
-    @app.get("/api/drag/{sid}")
-    async def drag_status(sid: str):
-        return await call(engine.status_of, sid, "drag")
-
-    @app.post("/api/drag/{sid}/stop")
-    async def drag_stop(sid: str):
-        return await call(engine.stop_session, sid, "drag")
-
     @app.post("/api/drag/{sid}/resume")
     async def drag_resume(sid: str, request: Request):
         raw = await request.body()
@@ -309,10 +301,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     @app.post("/api/drag/{sid}/undo")
     async def drag_undo(sid: str):
         return await call(engine.undo_drag, sid)
-
-    @app.delete("/api/drag/{sid}")
-    async def drag_delete(sid: str):
-        return await call(engine.delete_session, sid, "drag")
 
     @app.get("/api/drag/{sid}/image.png")
     async def drag_image(sid: str):
@@ -336,10 +324,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     async def drag_gif(sid: str):
         session = await call(engine.session, sid, "drag")
         return Response(await asyncio.to_thread(session.gif_file), media_type="image/gif")
-
-    @app.websocket("/api/drag/{sid}/events")
-    async def drag_events(websocket: WebSocket, sid: str):
-        await session_events(websocket, sid, "drag")
 
     async def session_events(websocket: WebSocket, sid: str, kind: str):
         """`{"type": "status", ...}`, then one JSON message per step of the current run (with `replay=1`, the
@@ -415,22 +399,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         target = await asyncio.to_thread(target_of, body.model, body.image)
         return await call(engine.create_invert, body.model, target, body.space, body.steps, body.seed)
 
-    @app.get("/api/invert/{sid}")
-    async def invert_status(sid: str):
-        return await call(engine.status_of, sid, "invert")
-
-    @app.post("/api/invert/{sid}/stop")
-    async def invert_stop(sid: str):
-        return await call(engine.stop_session, sid, "invert")
-
-    @app.post("/api/invert/{sid}/resume")
-    async def invert_resume(sid: str):
-        return await call(engine.resume_stepped, sid, "invert")
-
-    @app.delete("/api/invert/{sid}")
-    async def invert_delete(sid: str):
-        return await call(engine.delete_session, sid, "invert")
-
     @app.get("/api/invert/{sid}/latent.npy")
     async def invert_latent(sid: str):
         result = await call(engine.invert_result, sid)
@@ -442,10 +410,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         from jaxgan.sampling import to_uint8
         result = await call(engine.invert_result, sid)
         return Response(await asyncio.to_thread(uploads.png_bytes, to_uint8(result["image"])), media_type="image/png")
-
-    @app.websocket("/api/invert/{sid}/events")
-    async def invert_events(websocket: WebSocket, sid: str):
-        await session_events(websocket, sid, "invert")
 
     # -- EditGAN --------------------------------------------------------------------------------------------------
 
@@ -541,26 +505,6 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         fields = {"vector": vector, "class_ids": class_ids, "scale": body.scale, "steps": body.steps}
         return await call(engine.create_editgan, body.model, "apply", start, fields)
 
-    @app.get("/api/editgan/{sid}")
-    async def editgan_status(sid: str):
-        return await call(engine.status_of, sid, "editgan")
-
-    @app.post("/api/editgan/{sid}/stop")
-    async def editgan_stop(sid: str):
-        return await call(engine.stop_session, sid, "editgan")
-
-    @app.post("/api/editgan/{sid}/resume")
-    async def editgan_resume(sid: str):
-        return await call(engine.resume_stepped, sid, "editgan")
-
-    @app.delete("/api/editgan/{sid}")
-    async def editgan_delete(sid: str):
-        return await call(engine.delete_session, sid, "editgan")
-
-    @app.websocket("/api/editgan/{sid}/events")
-    async def editgan_events(websocket: WebSocket, sid: str):
-        await session_events(websocket, sid, "editgan")
-
     @app.get("/api/editgan/{sid}/{name}")
     async def editgan_file(sid: str, name: Literal["image.png", "before.png", "labels.png", "seg.png",
                                                    "latent.npy", "vector.npz"]):
@@ -601,6 +545,36 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         await call(engine.lpips, name, {"a": a[None], "b": b[None]}, result)
         out = await asyncio.wait_for(asyncio.wrap_future(result), cfg.request_timeout)
         return {"distance": float(out["distance"][0])}
+
+    # -- what every session kind has: status, stop, delete, events; resume for the fixed-step kinds ---------------
+
+    def session_routes(kind: str, resumable: bool) -> None:
+        async def status(sid: str):
+            return await call(engine.status_of, sid, kind)
+
+        async def stop(sid: str):
+            return await call(engine.stop_session, sid, kind)
+
+        async def resume(sid: str):
+            return await call(engine.resume_stepped, sid, kind)
+
+        async def delete(sid: str):
+            return await call(engine.delete_session, sid, kind)
+
+        async def events(websocket: WebSocket, sid: str):
+            await session_events(websocket, sid, kind)
+
+        base = f"/api/{kind}/{{sid}}"
+        app.add_api_route(base, status, methods=["GET"], name=f"{kind}_status")
+        app.add_api_route(base + "/stop", stop, methods=["POST"], name=f"{kind}_stop")
+        if resumable:
+            app.add_api_route(base + "/resume", resume, methods=["POST"], name=f"{kind}_resume")
+        app.add_api_route(base, delete, methods=["DELETE"], name=f"{kind}_delete")
+        app.add_api_websocket_route(base + "/events", events, name=f"{kind}_events")
+
+    session_routes("drag", resumable=False)  # a drag resumes with new points: its own route above
+    session_routes("invert", resumable=True)
+    session_routes("editgan", resumable=True)
 
     @app.get("/")
     async def index():
