@@ -68,6 +68,8 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="jaxgan-engine", daemon=True)
         self._stopping = threading.Event()
         self._accepting = True
+        self._ending: Future = Future()
+        self._ending.set_result(None)
         self.ticks = 0
         self.tick_seconds = 0.0
         self._w_stats: dict[str, tuple] = {}
@@ -82,11 +84,21 @@ class Engine:
             self.warmup()
         self._thread.start()
 
-    def begin_shutdown(self) -> None:
-        """Take no new work, and end the running sessions at the next step boundary (returns at once)."""
+    def begin_shutdown(self) -> Future:
+        """Take no new work, and end the running sessions at the next step boundary; returns at once, with the
+        future of that step (done already when a shutdown had begun)."""
         if self._accepting:
             self._accepting = False
-            self.submit(self._shutdown, force=True)
+            self._ending = self.submit(self._shutdown, force=True)
+        return self._ending
+
+    def watchers(self) -> int:
+        """Clients following a session's events now (read from another thread: 1 when the table changed under it,
+        so a caller that waits for 0 asks again)."""
+        try:
+            return sum(session.watcher_count() for session in tuple(self.sessions.values()))
+        except RuntimeError:
+            return 1
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting, end the running sessions at a step boundary (state `stopped`, their watchers get the

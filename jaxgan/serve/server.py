@@ -8,6 +8,8 @@ connections finish, and the process exits 0.
 import logging
 import signal
 import sys
+import threading
+import time
 
 import uvicorn
 
@@ -24,15 +26,31 @@ class _Server(uvicorn.Server):
     their end events instead of waiting out the graceful-shutdown timeout)."""
 
     engine: Engine
+    _winding_down = False
 
     def handle_exit(self, sig, frame):
         # uvicorn's own handler re-raises the signal after its graceful shutdown, so the process would die by it;
-        # a shutdown asked for is a clean one, exit status 0.
-        self.engine.begin_shutdown()
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True  # a second Ctrl-C: stop waiting for connections
-        else:
+        # a shutdown asked for is a clean one, exit status 0. uvicorn closes open WebSockets as soon as it starts
+        # shutting down, so it is told to only once the engine has ended the sessions and their watchers have
+        # had their end events (or GRACEFUL_SHUTDOWN_S has passed).
+        if self.should_exit or self._winding_down:
+            if sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop waiting
             self.should_exit = True
+            return
+        self._winding_down = True
+        ending = self.engine.begin_shutdown()
+
+        def wind_down():
+            deadline = time.monotonic() + GRACEFUL_SHUTDOWN_S
+            try:
+                ending.result(GRACEFUL_SHUTDOWN_S)
+            except Exception:  # noqa: BLE001 - stopping anyway
+                pass
+            while self.engine.watchers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.should_exit = True
+        threading.Thread(target=wind_down, name="jaxgan-shutdown", daemon=True).start()
 
 
 def serve(engine: Engine, cfg: ServeConfig) -> None:

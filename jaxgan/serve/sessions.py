@@ -95,6 +95,10 @@ class Session:
         with self._lock:
             self._watchers = [(lp, q) for lp, q in self._watchers if q is not queue]
 
+    def watcher_count(self) -> int:
+        with self._lock:
+            return len(self._watchers)
+
     def publish(self, event: dict) -> None:
         with self._lock:
             watchers = list(self._watchers)
