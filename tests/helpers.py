@@ -353,3 +353,38 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The browser editor in headless Chromium (Debian's package), driven by Playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium on a closed network: no background connections, no sandbox (CI runs as root), a fresh profile per launch.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-default-apps"]
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium through Playwright (its own browser download is never used). Without the browser the test
+    is skipped, unless JAXGAN_REQUIRE_BROWSER is set (CI sets it after installing the package), then it fails."""
+    import os
+    import pytest
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install chromium (the editor's tests drive it)"
+        if os.environ.get("JAXGAN_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+class BrowserLog:
+    """What a page reported: console errors and uncaught exceptions. `allowed` substrings are expected errors
+    (e.g. the console line Chromium writes for a 4xx response a test provoked)."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+
+    def unexpected(self, allowed=()) -> list[str]:
+        return [e for e in self.errors if not any(a in e for a in allowed)]

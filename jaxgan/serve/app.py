@@ -10,13 +10,15 @@ import asyncio
 import json
 import logging
 import secrets
+from pathlib import Path
 import warnings
 from typing import Literal
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +31,7 @@ from jaxgan.serve.models import generation_rows
 from jaxgan.serve.sessions import RUNNING, SessionStateError
 
 log = logging.getLogger("jaxgan.serve")
+STATIC_DIR = Path(__file__).parent / "static"  # the browser editor (package data)
 RETRY_AFTER_S = 5
 Pair = list[int]
 
@@ -307,6 +310,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
         pixels = await call(engine.drag_image, sid)
         return Response(await asyncio.to_thread(uploads.png_bytes, pixels), media_type="image/png")
 
+    @app.get("/api/drag/{sid}/mask.png")
+    async def drag_mask(sid: str):
+        mask = await call(engine.drag_mask, sid)
+        return Response(await asyncio.to_thread(uploads.png_bytes, mask[..., None]), media_type="image/png")
+
     @app.get("/api/drag/{sid}/latent.npy")
     async def drag_latent(sid: str):
         latent = await call(engine.drag_latent, sid)
@@ -576,9 +584,18 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     session_routes("invert", resumable=True)
     session_routes("editgan", resumable=True)
 
-    @app.get("/")
+    # -- the browser editor: static files of this package, no build step ----------------------------------------
+
+    static = STATIC_DIR
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
     async def index():
-        return {"service": "jaxgan serve", "api": "/api/health", "docs": "/docs"}
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api", include_in_schema=False)
+    async def api_index():
+        return {"service": "jaxgan serve", "editor": "/", "api": "/api/health", "docs": "/docs"}
 
     return app
 

@@ -442,6 +442,15 @@ class Engine:
         self._leave(session)
         return session.latent()
 
+    def drag_mask(self, sid: str) -> np.ndarray:
+        """uint8 [H, W]: the mask of the session's current run as a PNG shows it, 255 = may move (flexible), 0 =
+        fixed; all 0 when the session has no mask (everything fixed is the official GUI's default, and ignored)."""
+        session = self.session(sid, "drag")
+        fixed = np.asarray(session.item.mask)
+        if fixed.ndim != 2:
+            raise RuntimeError(f"the drag state's mask has shape {fixed.shape}")
+        return np.where(fixed > 0.5, 0, 255).astype(np.uint8)
+
     def drag_image(self, sid: str) -> np.ndarray:
         """The image of the session's current latent: its closing frame when it has one, else rendered now."""
         session = self.session(sid, "drag")
@@ -490,7 +499,9 @@ class Engine:
         return {"status": "ok" if self._accepting else "stopping", "backend": jax.default_backend(),
                 "devices": len(self.devices), "models": sorted(self.models),
                 "sessions": {"live": len(sessions), "capacity": self.capacity,
-                             "running": sum(s.state == RUNNING for s in sessions)}}
+                             "running": sum(s.state == RUNNING for s in sessions)},
+                "limits": {"max_steps": self.cfg.max_steps, "max_points": self.cfg.max_points,
+                           "max_seeds": self.cfg.max_seeds, "max_body_bytes": self.cfg.max_body_bytes}}
 
     def stats(self) -> dict:
         return {"ticks": self.ticks, "tick_seconds": round(self.tick_seconds, 6),

@@ -45,11 +45,27 @@ class ServedModel:
                 "space": drag.DragJob.space, "max_steps": drag.DragJob.steps, "lambda_mask": drag.DragJob.lambda_mask,
                 "trunc": drag.DragJob.trunc, "max_points": self.max_points}
 
+    def hints(self) -> dict:
+        """{capability: how to turn it on} for what this model cannot do yet (the editor shows these)."""
+        from jaxgan.hints import LPIPS_FILES_HINT, SEG_HINT
+        out = {}
+        if self.lpips is None:
+            out["invert"] = f"Inversion needs an LPIPS network: restart jaxgan serve with --lpips. {LPIPS_FILES_HINT}"
+        if self.seg is None:
+            out["editgan"] = (f"EditGAN needs a segmentation branch: restart jaxgan serve with --seg "
+                              f"{self.name}=SEG_CKPT ({SEG_HINT})")
+        elif self.lpips is None:
+            out["editgan"] = f"EditGAN's edits need an LPIPS network: restart jaxgan serve with --lpips. {LPIPS_FILES_HINT}"
+        return out
+
     def describe(self) -> dict:
         g = self.G.config
         out = {"name": self.name, "kind": "stylegan2-generator", "resolution": g.img_resolution, "num_ws": g.num_ws,
                "w_dim": g.w_dim, "c_dim": g.c_dim, "img_channels": g.img_channels,
-               "capabilities": self.capabilities, "drag_defaults": self.drag_defaults()}
+               "capabilities": self.capabilities, "drag_defaults": self.drag_defaults(), "hints": self.hints()}
+        if self.lpips is not None:
+            from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
+            out["invert_defaults"] = {"space": "w", "steps": {"w": ProjectorConfig.steps, "w+": EmbedConfig.steps}}
         if self.seg is not None:
             from jaxgan.edit import editgan, editgan_outputs
             n = self.seg.config.num_classes
