@@ -157,6 +157,16 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class RevalidatedStatic(StaticFiles):
+    """The editor's files, revalidated on every load (ETag / 304), so a browser never runs an older copy of the
+    page's modules against a newer server."""
+
+    async def get_response(self, path, scope):
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     """The application over a started engine."""
     app = FastAPI(title="jaxgan serve", version="1", description="Batched GAN editing sessions (DragGAN, inversion) "
@@ -587,7 +597,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
     # -- the browser editor: static files of this package, no build step ----------------------------------------
 
     static = STATIC_DIR
-    app.mount("/static", StaticFiles(directory=static), name="static")
+    app.mount("/static", RevalidatedStatic(directory=static), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index():

@@ -167,8 +167,9 @@ def test_two_users_drag_at_once_and_a_reload_reattaches(plain_server, open_page)
     assert wait_state(a, "stopped") == "stopped"
     for page, sid in ((a, sid_a), (b, sid_b)):
         status = http.get(f"{plain_server.url}/api/drag/{sid}").json()
+        page.wait_for_function("n => document.querySelector('[data-testid=step-count]').textContent === n",
+                               arg=str(status["step"]), timeout=10_000)  # the end event may still be on its way
         assert canvas_data(page)["points"] == status["points"]
-        assert page.get_by_test_id("step-count").text_content() == str(status["step"])
     assert http.get(f"{plain_server.url}/api/drag/{sid_a}").json()["state"] == "stopped"
 
     # no LPIPS on this server: the photo panel says which files to convert, an upload gets a one-line error

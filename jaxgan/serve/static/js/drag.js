@@ -299,6 +299,7 @@ function attach() {
         applyStatus(event);
         if (event.type === "end" && event.state === "failed") showError(event.error || "the drag failed");
       } else if (event.type === "step") {
+        if (S.state !== "running") return;  // in flight when a stop answered: the stop's status is the newer
         S.step = event.step;
         S.points = event.points;
         S.distances = event.distances;
