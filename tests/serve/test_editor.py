@@ -14,6 +14,8 @@ from tests.helpers import ServerProcess, lpips_checkpoint
 
 http = httpx.Client(timeout=300)
 RES = 32  # the bundled model's resolution
+TOKEN = "editor-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def plain_server():
-    """The bundled model without LPIPS: no inversion, and the page says which files to convert."""
-    proc = ServerProcess("demo", "--max-steps", "2000", "--max-sessions", "8")
+    """The bundled model without LPIPS (no inversion: the page says which files to convert), behind a token."""
+    proc = ServerProcess("demo", "--max-steps", "2000", "--max-sessions", "8", "--token", TOKEN)
     yield proc
     assert proc.stop() == 0, proc.output()
 
@@ -142,8 +144,9 @@ def test_the_mask_reaches_the_server_and_undo_goes_back_one_drag(server, open_pa
 
 
 def test_two_users_drag_at_once_and_a_reload_reattaches(plain_server, open_page):
-    url = plain_server.url + "/"
+    url = f"{plain_server.url}/?token={TOKEN}"  # given once; the tab keeps it and drops it from the address
     a, b = open_page(url), open_page(url)
+    assert "token" not in a.url
     new_image(b, 3)
     for page, handle, target, steps in ((a, (20, 10), (20, 6), 1500), (b, (14, 12), (14, 16), 40)):
         click_pixel(page, "canvas", *handle)
@@ -166,11 +169,12 @@ def test_two_users_drag_at_once_and_a_reload_reattaches(plain_server, open_page)
     a.keyboard.press("Space")  # the keyboard's stop
     assert wait_state(a, "stopped") == "stopped"
     for page, sid in ((a, sid_a), (b, sid_b)):
-        status = http.get(f"{plain_server.url}/api/drag/{sid}").json()
+        status = http.get(f"{plain_server.url}/api/drag/{sid}", headers=AUTH).json()
         page.wait_for_function("n => document.querySelector('[data-testid=step-count]').textContent === n",
                                arg=str(status["step"]), timeout=10_000)  # the end event may still be on its way
         assert canvas_data(page)["points"] == status["points"]
-    assert http.get(f"{plain_server.url}/api/drag/{sid_a}").json()["state"] == "stopped"
+    assert http.get(f"{plain_server.url}/api/drag/{sid_a}", headers=AUTH).json()["state"] == "stopped"
+    assert http.get(f"{plain_server.url}/api/drag/{sid_a}").status_code == 401
 
     # no LPIPS on this server: the photo panel says which files to convert, an upload gets a one-line error
     assert "vgg16-397923af.pth" in a.get_by_test_id("invert-info").text_content()

@@ -4,7 +4,7 @@
 // several drags in a row stay one session and Undo goes back one drag at a time.
 
 import { api, blobToDataUrl, fetchBlob, fileUrl, watch } from "./api.js";
-import { $, app, clearError, guarded, on, save, showError, startFields } from "./state.js";
+import { $, app, clearError, guarded, imageRequest, on, save, setSource, showError, startFields } from "./state.js";
 import { anySet, decodeMap, encodeMap, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
 const S = {
@@ -25,7 +25,7 @@ const size = () => app.model.resolution;
 export function init(context) {
   newImage = context.newImage;
   on("model", defaults);
-  on("image", (source) => guarded(() => startOver(source)));
+  on("image", () => guarded(startOver));
   const c = canvas();
   c.addEventListener("pointerdown", (e) => guarded(() => pointerDown(e)));
   c.addEventListener("pointermove", pointerMove);
@@ -232,8 +232,8 @@ async function dropSession() {
   }
 }
 
-// A new image: the old session (if any) is deleted, the points and mask start empty.
-async function startOver(source) {
+// A new image (app.source): the old session (if any) is deleted, the points and mask start empty.
+async function startOver() {
   await dropSession();
   S.image = null;
   S.points = []; S.targets = []; S.distances = [];
@@ -241,10 +241,7 @@ async function startOver(source) {
   S.maskLayer = null;
   persist();
   draw();
-  const body = source.ws !== undefined ? { model: app.model.name, ws: source.ws }
-    : { model: app.model.name, seeds: [source.seed], trunc: source.trunc };
-  const out = await api("/api/generate", { method: "POST", body });
-  await showImage(out.images[0]);
+  await showImage((await api("/api/generate", { method: "POST", body: imageRequest() })).images[0]);
 }
 
 export async function start() {
@@ -273,8 +270,7 @@ async function begin(chosen) {
     // w / w+ and lambda are fixed for a session: go on from its latent in a new one (its undo history ends here).
     const ws = await blobToDataUrl(await fetchBlob(`/api/drag/${S.sid}/latent.npy`));
     await dropSession();
-    app.source = { ws, label: "the dragged latent" };
-    save({ source: app.source });
+    setSource({ ws, label: "the dragged latent" });
   }
   const painted = S.mask && anySet(S.mask);
   const mask = painted || S.sid ? await mapToPng(S.mask || new Uint8Array(size() * size()), size(), (v) => (v ? 255 : 0)) : null;
@@ -381,9 +377,7 @@ export async function restore(store) {
     }
   }
   maskChanged();
-  const body = app.source.ws !== undefined ? { model: app.model.name, ws: app.source.ws }
-    : { model: app.model.name, seeds: [app.source.seed], trunc: app.source.trunc };
-  await showImage((await api("/api/generate", { method: "POST", body })).images[0]);
+  await showImage((await api("/api/generate", { method: "POST", body: imageRequest() })).images[0]);
 }
 
 // -- a photo: inversion, then its reconstruction is the image to drag ---------------------------------------------

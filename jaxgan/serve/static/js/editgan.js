@@ -4,7 +4,7 @@
 // vector is saved (a download and the tab's list) and applied to the current image with a scale.
 
 import { api, blobToDataUrl, fetchBlob, watch } from "./api.js";
-import { $, app, clearError, guarded, on, save, showError, startFields } from "./state.js";
+import { $, app, clearError, guarded, imageRequest, on, save, showError, startFields } from "./state.js";
 import { dilateSquare, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
 const E = {
@@ -78,9 +78,7 @@ function clearResults() {
 
 async function loadSegmentation() {
   const wanted = key();
-  const body = { model: app.model.name, ...startFields() };
-  if (body.seed !== undefined) { body.seeds = [body.seed]; delete body.seed; }
-  const out = await api("/api/segment", { method: "POST", body });
+  const out = await api("/api/segment", { method: "POST", body: imageRequest() });
   if (wanted !== key()) return;  // the image changed meanwhile
   E.image = await loadImage(out.images[0]);
   E.labels = await pngToMap(out.labels[0], size());

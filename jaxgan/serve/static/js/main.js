@@ -1,7 +1,7 @@
 // The editor's start: the token, the models, the tabs, the shared image controls and the keyboard.
 
 import { api, initToken } from "./api.js";
-import { $, app, clearError, emit, guarded, load, save, showError } from "./state.js";
+import { $, app, clearError, emit, guarded, load, save, setSource, showError } from "./state.js";
 import * as drag from "./drag.js";
 import * as editgan from "./editgan.js";
 import * as generate from "./generate.js";
@@ -24,15 +24,13 @@ function chooseModel(name) {
 // Render the seed as the current image; every panel starts over on it.
 export async function newImage(source) {
   clearError();
-  app.source = source || { seed: Number($("seed").value), trunc: Number($("trunc").value) };
-  if (app.source.seed !== undefined && !(Number.isInteger(app.source.seed) && app.source.seed >= 0)) {
-    showError("the seed must be an integer >= 0");
-    return;
+  const chosen = source || { seed: Number($("seed").value), trunc: Number($("trunc").value) };
+  if (chosen.seed !== undefined && !(Number.isInteger(chosen.seed) && chosen.seed >= 0 && chosen.seed < 2 ** 32)) {
+    throw new Error("the seed must be an integer in [0, 2**32)");
   }
-  save({ source: app.source });
-  $("source").textContent = app.source.ws !== undefined ? `latent: ${app.source.label || "uploaded"}`
-    : `seed ${app.source.seed}, truncation ${app.source.trunc}`;
-  await emit("image", app.source);
+  if (chosen.trunc !== undefined && !Number.isFinite(chosen.trunc)) throw new Error("the truncation must be a number");
+  setSource(chosen);
+  await emit("image", chosen);
 }
 
 async function boot() {
@@ -65,9 +63,7 @@ async function boot() {
   emit("model");
   if (store.source) {
     if (store.source.seed !== undefined) { $("seed").value = store.source.seed; $("trunc").value = store.source.trunc; }
-    app.source = store.source;
-    $("source").textContent = store.source.ws !== undefined ? `latent: ${store.source.label || "uploaded"}`
-      : `seed ${store.source.seed}, truncation ${store.source.trunc}`;
+    setSource(store.source);
     await drag.restore(store);
     await editgan.restore(store);
   } else {

@@ -66,3 +66,18 @@ export function startFields() {
   if (!source) throw new Error("render an image first (New image)");
   return source.ws !== undefined ? { ws: source.ws } : { seed: source.seed, trunc: source.trunc };
 }
+
+// A generate or segment request for the current image: {model, seeds: [seed], trunc} or {model, ws}.
+export function imageRequest() {
+  const start = startFields();
+  return start.ws !== undefined ? { model: app.model.name, ws: start.ws }
+    : { model: app.model.name, seeds: [start.seed], trunc: start.trunc };
+}
+
+// Make `source` the current image (kept in the tab's store, named in the header).
+export function setSource(source) {
+  app.source = source;
+  save({ source });
+  $("source").textContent = source.ws !== undefined ? `latent: ${source.label || "uploaded"}`
+    : `seed ${source.seed}, truncation ${source.trunc}`;
+}
