@@ -79,6 +79,15 @@ def mask_of(image, resolution: int, source: str = "the mask") -> np.ndarray:
     return (1 - movable).astype(np.float32)
 
 
+def mask_pixels(mask) -> np.ndarray:
+    """The inverse of `mask_of`: the renderer's mask [H, W] (1 = keep fixed) -> uint8 grey pixels of a mask PNG,
+    255 = may move, 0 = fixed."""
+    fixed = np.asarray(mask)
+    if fixed.ndim != 2:
+        raise ValueError(f"a mask is [H, W], got shape {fixed.shape}")
+    return np.where(fixed > 0.5, 0, 255).astype(np.uint8)
+
+
 def mask_note(mask: np.ndarray | None) -> str | None:
     """Why a given mask will have no effect, or None. The official renderer ignores masks that are all 0 or all 1."""
     if mask is None or (mask.min() == 0 and mask.max() == 1):

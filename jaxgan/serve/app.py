@@ -10,8 +10,8 @@ import asyncio
 import json
 import logging
 import secrets
-from pathlib import Path
 import warnings
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -161,9 +161,11 @@ class RevalidatedStatic(StaticFiles):
     """The editor's files, revalidated on every load (ETag / 304), so a browser never runs an older copy of the
     page's modules against a newer server."""
 
+    cache_control = "no-cache"
+
     async def get_response(self, path, scope):
         response = await super().get_response(path, scope)
-        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Cache-Control"] = self.cache_control
         return response
 
 
@@ -596,12 +598,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     # -- the browser editor: static files of this package, no build step ----------------------------------------
 
-    static = STATIC_DIR
-    app.mount("/static", RevalidatedStatic(directory=static), name="static")
+    app.mount("/static", RevalidatedStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index():
-        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": RevalidatedStatic.cache_control})
 
     @app.get("/api", include_in_schema=False)
     async def api_index():

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxgan.hints import LPIPS_FILES_HINT, SEG_HINT
+from jaxgan.hints import LPIPS_FILES_HINT
 from jaxgan.serve import drag_sessions, editgan_sessions, invert_sessions
 from jaxgan.serve.batcher import Batcher
 from jaxgan.serve.config import ServeConfig
@@ -320,8 +320,7 @@ class Engine:
     def create_invert(self, model_name: str, target: np.ndarray, space: str, steps: int | None, seed: int) -> dict:
         model = self.model(model_name)
         if model.lpips is None:
-            raise NoLPIPS(f"inversion needs an LPIPS network and this server has none: restart it with --lpips. "
-                          f"{LPIPS_FILES_HINT}")
+            raise NoLPIPS(model.hints()["invert"])
         self._admit()
         if model_name not in self._w_stats:
             from jaxgan.edit.invert import w_statistics
@@ -337,10 +336,9 @@ class Engine:
     def _editgan_model(self, model_name: str, needs_lpips: bool) -> ServedModel:
         model = self.model(model_name)
         if model.seg is None:
-            raise NoSegmentation(f"model {model_name!r} is served without a segmentation branch: restart with --seg "
-                                 f"{model_name}=SEG_CKPT ({SEG_HINT})")
+            raise NoSegmentation(f"model {model_name!r}: {model.hints()['editgan']}")
         if needs_lpips and model.lpips is None:
-            raise NoLPIPS(f"EditGAN's optimisation needs an LPIPS network: restart with --lpips. {LPIPS_FILES_HINT}")
+            raise NoLPIPS(model.hints()["editgan"])
         return model
 
     def start_latent(self, model: ServedModel, start: dict) -> np.ndarray:
@@ -443,13 +441,10 @@ class Engine:
         return session.latent()
 
     def drag_mask(self, sid: str) -> np.ndarray:
-        """uint8 [H, W]: the mask of the session's current run as a PNG shows it, 255 = may move (flexible), 0 =
-        fixed; all 0 when the session has no mask (everything fixed is the official GUI's default, and ignored)."""
-        session = self.session(sid, "drag")
-        fixed = np.asarray(session.item.mask)
-        if fixed.ndim != 2:
-            raise RuntimeError(f"the drag state's mask has shape {fixed.shape}")
-        return np.where(fixed > 0.5, 0, 255).astype(np.uint8)
+        """The mask of the session's current run as its PNG's pixels (`drag_outputs.mask_pixels`); all 0 when the
+        session has no mask (everything fixed is the official GUI's default, and ignored)."""
+        from jaxgan.edit.drag_outputs import mask_pixels
+        return mask_pixels(self.session(sid, "drag").item.mask)
 
     def drag_image(self, sid: str) -> np.ndarray:
         """The image of the session's current latent: its closing frame when it has one, else rendered now."""

@@ -258,6 +258,10 @@ def test_mask_png_white_is_movable_alpha_ignored(tmp_path):
     np.testing.assert_array_equal(mask, expected)
     with pytest.raises(ValueError, match="is 8x8 pixels, but the generator's images are 16x16"):
         drag_outputs.load_mask(tmp_path / "m.png", 16)
+    # the server's mask.png: white where the renderer's mask is 0 (may move), read back to the same mask
+    pixels = drag_outputs.mask_pixels(mask)
+    assert pixels.dtype == np.uint8 and pixels[0, 0] == 0 and pixels[0, 5] == 255 and pixels[2, 6] == 0
+    np.testing.assert_array_equal(drag_outputs.mask_of(Image.fromarray(pixels), 8), mask)
 
 
 @pytest.mark.parametrize("shape", [(4, 6), (1, 4, 6), (6,), (1, 6)])

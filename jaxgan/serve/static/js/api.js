@@ -75,6 +75,16 @@ export function fileUrl(path) {
   return t ? `${path}?token=${encodeURIComponent(t)}` : path;
 }
 
+// Use an API file through an object URL that lives only while `use(url)` runs (a decoded <img> keeps its pixels).
+export async function withFileUrl(path, use) {
+  const url = URL.createObjectURL(await fetchBlob(path));
+  try {
+    return await use(url);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 export function blobToDataUrl(blob) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
@@ -102,4 +112,18 @@ export function watch(kind, sid, { onEvent, onClose, imageEvery = 1 }) {
     if (onClose) onClose({ ended, code: e.code, reason: e.reason });
   };
   return socket;
+}
+
+// A fixed-step session (inversion, EditGAN) on a progress bar; `onEnd(status)` once it has ended. The server
+// sends the status first and the end at once for a session that is not running; a session it no longer knows
+// ends as failed with the server's message.
+export function followProgress(kind, sid, bar, onEnd) {
+  const progress = (s) => { bar.max = Math.max(1, s.max_steps); bar.value = s.step; };
+  return watch(kind, sid, {
+    onEvent: (event) => {
+      if (event.type === "status" || event.type === "step") progress(event);
+      if (event.type === "end") { progress(event); onEnd(event); }
+      if (event.type === "error") onEnd({ id: sid, state: "failed", error: event.error });
+    },
+  });
 }

@@ -3,7 +3,7 @@
 // drag path. A session is created on the first Start; later Starts resume it with the points as they are, so
 // several drags in a row stay one session and Undo goes back one drag at a time.
 
-import { api, blobToDataUrl, fetchBlob, fileUrl, watch } from "./api.js";
+import { api, blobToDataUrl, fetchBlob, fileUrl, followProgress, watch, withFileUrl } from "./api.js";
 import { $, app, clearError, guarded, imageRequest, on, save, setSource, showError, startFields } from "./state.js";
 import { anySet, decodeMap, encodeMap, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
@@ -206,9 +206,7 @@ async function showImage(src) {
 }
 
 async function refreshImage() {
-  const blob = await fetchBlob(`/api/drag/${S.sid}/image.png`);
-  const url = URL.createObjectURL(blob);
-  try { await showImage(url); } finally { URL.revokeObjectURL(url); }
+  await withFileUrl(`/api/drag/${S.sid}/image.png`, showImage);
 }
 
 function applyStatus(status) {
@@ -335,12 +333,8 @@ export async function undo() {
 }
 
 async function refreshMask() {
-  const blob = await fetchBlob(`/api/drag/${S.sid}/mask.png`);
-  const url = URL.createObjectURL(blob);
-  try {
-    const grey = await pngToMap(url, size());
-    S.mask = grey.map((v) => (v > 127 ? 1 : 0));
-  } finally { URL.revokeObjectURL(url); }
+  const grey = await withFileUrl(`/api/drag/${S.sid}/mask.png`, (url) => pngToMap(url, size()));
+  S.mask = grey.map((v) => (v > 127 ? 1 : 0));
   maskChanged();
 }
 
@@ -400,16 +394,8 @@ async function uploadPhoto() {
 }
 
 function watchInversion({ sid, label }) {
-  const bar = $("invert-progress");
   $("invert-info").textContent = `inverting ${label}\u2026`;
-  const progress = (s) => { bar.max = Math.max(1, s.max_steps); bar.value = s.step; };
-  watch("invert", sid, {
-    onEvent: (event) => {
-      if (event.type === "status" || event.type === "step") progress(event);
-      if (event.type === "error") { save({ invert: null }); showError(event.error); }
-      if (event.type === "end") { progress(event); guarded(() => finishInversion(sid, label, event)); }
-    },
-  });
+  followProgress("invert", sid, $("invert-progress"), (end) => guarded(() => finishInversion(sid, label, end)));
 }
 
 async function finishInversion(sid, label, status) {

@@ -3,7 +3,7 @@
 // official edit loss does (a 7 x 7 square), drawn on the image; an edit session optimises the latent; its edit
 // vector is saved (a download and the tab's list) and applied to the current image with a scale.
 
-import { api, blobToDataUrl, fetchBlob, watch } from "./api.js";
+import { api, blobToDataUrl, fetchBlob, followProgress, withFileUrl } from "./api.js";
 import { $, app, clearError, guarded, imageRequest, on, save, showError, startFields } from "./state.js";
 import { dilateSquare, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
@@ -215,23 +215,13 @@ async function runEdit() {
   follow(status, $("edit-progress"), (end) => showEdit(end));
 }
 
-// Progress of an EditGAN session over its events; `done(status)` once it has ended.
 function follow(status, bar, done) {
-  const sid = status.id;
-  const progress = (s) => { bar.max = Math.max(1, s.max_steps); bar.value = s.step; };
-  progress(status);
-  if (status.state !== "running") { guarded(() => done(status)); return; }
-  watch("editgan", sid, {
-    onEvent: (event) => {
-      if (event.type === "status" || event.type === "step") progress(event);
-      if (event.type === "error") showError(event.error);
-      if (event.type === "end") { progress(event); guarded(() => done(event)); }
-    },
-  });
+  followProgress("editgan", status.id, bar, (end) => guarded(() => done(end)));
 }
 
-async function objectUrlOf(path) {
-  return URL.createObjectURL(await fetchBlob(path));
+// Show an API image file in an <img>, once decoded.
+function showFile(image, path) {
+  return withFileUrl(path, async (url) => { image.src = url; await image.decode(); });
 }
 
 async function showEdit(status) {
@@ -239,8 +229,8 @@ async function showEdit(status) {
   $("edit-status").textContent = status.state === "done"
     ? `done: ${status.step} steps, classes ${status.class_ids.join(", ")}` : `${status.state}: ${status.error || status.stop_reason}`;
   if (status.state !== "done") throw new Error(`the edit ${status.state}: ${status.error || status.stop_reason}`);
-  $("edit-before").src = await objectUrlOf(`/api/editgan/${status.id}/before.png`);
-  $("edit-after").src = await objectUrlOf(`/api/editgan/${status.id}/image.png`);
+  await Promise.all([showFile($("edit-before"), `/api/editgan/${status.id}/before.png`),
+                     showFile($("edit-after"), `/api/editgan/${status.id}/image.png`)]);
   $("edit-after").dataset.session = status.id;
   $("save-vector").disabled = false;
 }
@@ -305,7 +295,7 @@ async function applyVector() {
   follow(status, $("apply-progress"), async (end) => {
     if (serial !== E.applySerial) return;
     if (end.state !== "done") throw new Error(`applying the vector ${end.state}: ${end.error || end.stop_reason}`);
-    $("apply-result").src = await objectUrlOf(`/api/editgan/${end.id}/image.png`);
+    await showFile($("apply-result"), `/api/editgan/${end.id}/image.png`);
     $("apply-result").dataset.session = end.id;
     $("apply-caption").textContent = `${chosen.name} x ${scale}`;
   });
