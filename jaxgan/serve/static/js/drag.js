@@ -5,7 +5,7 @@
 
 import { api, blobToDataUrl, fetchBlob, fileUrl, followProgress, watch, withFileUrl } from "./api.js";
 import { $, app, clearError, guarded, imageRequest, on, save, setSource, showError, startFields } from "./state.js";
-import { anySet, decodeMap, encodeMap, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
+import { anySet, brushRadius, decodeMap, encodeMap, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
 const S = {
   sid: null, state: "idle", step: 0, maxSteps: 0, runs: 0,
@@ -52,7 +52,7 @@ function defaults() {
   $("lr").value = d.lr;
   $("steps").value = Math.min(d.max_steps, app.limits.max_steps ?? d.max_steps);
   $("lambda").value = d.lambda_mask;
-  $("brush").value = Math.max(1, Math.round(app.model.resolution / 32));
+  $("brush").value = brushRadius(app.model.resolution);
   invertDefaults();
   const canInvert = app.model.capabilities.includes("invert");
   $("invert-info").textContent = canInvert ? "" : app.model.hints.invert;
@@ -62,9 +62,7 @@ function defaults() {
 function invertDefaults() {
   const d = app.model.invert_defaults;
   if (!d) return;
-  if (!$("invert-steps").dataset.touched) {
-    $("invert-steps").value = Math.min(d.steps[$("invert-space").value], app.limits.max_steps ?? Infinity);
-  }
+  $("invert-steps").value = Math.min(d.steps[$("invert-space").value], app.limits.max_steps ?? Infinity);
 }
 
 function settings() {
@@ -99,7 +97,7 @@ function maskChanged() {
   }
   context.putImageData(data, 0, 0);
   S.maskLayer = anySet(S.mask) ? layer : null;
-  persist();
+  if (!S.painting) persist();  // a stroke is stored once, when it ends
   draw();
 }
 
@@ -194,7 +192,9 @@ function pointerMove(e) {
 }
 
 function pointerUp() {
+  if (!S.painting) return;
   S.painting = null;
+  persist();
 }
 
 // -- the session -----------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 import { api, blobToDataUrl, fetchBlob, followProgress, withFileUrl } from "./api.js";
 import { $, app, clearError, guarded, imageRequest, on, save, showError, startFields } from "./state.js";
-import { dilateSquare, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
+import { brushRadius, dilateSquare, loadImage, mapToPng, paintStroke, pixelAt, pngToMap } from "./pixels.js";
 
 const E = {
   loadedFor: null,     // the (model, source) whose segmentation is shown
@@ -48,8 +48,9 @@ function modelChanged() {
     for (let k = 0; k < seg.num_classes; k++) select.append(new Option(`class ${k}`, String(k)));
     select.value = seg.num_classes > 1 ? "1" : "0";
     $("edit-steps").value = Math.min(seg.edit_defaults.steps, app.limits.max_steps ?? Infinity);
-    $("seg-brush").value = Math.max(1, Math.round(app.model.resolution / 32));
+    $("seg-brush").value = brushRadius(app.model.resolution);
   }
+  legend();
   listVectors();
   E.loadedFor = null;
 }
@@ -118,7 +119,7 @@ function regionChanged() {
   const c = $("seg-canvas");
   c.dataset.painted = String(painted);
   c.dataset.region = String(region);
-  legend(counts);
+  legendCounts(counts);
   draw();
 }
 
@@ -140,18 +141,25 @@ function outline(region, n) {
   return layer;
 }
 
-function legend(counts) {
+// The legend's swatches, built once per model; `regionChanged` keeps their pixel counts up to date.
+function legend() {
   const box = $("legend");
   box.replaceChildren();
-  app.model.segmentation.palette.forEach(([r, g, b], k) => {
+  (app.model.segmentation?.palette || []).forEach(([r, g, b], k) => {
     const item = document.createElement("button");
     item.className = "swatch";
     item.dataset.class = String(k);
-    item.title = `class ${k}: ${counts[k]} px; click to paint with it`;
     item.innerHTML = `<i style="background: rgb(${r}, ${g}, ${b})"></i>${k}`;
     item.addEventListener("click", () => { $("class").value = String(k); });
     box.append(item);
   });
+}
+
+function legendCounts(counts) {
+  for (const item of $("legend").children) {
+    const k = Number(item.dataset.class);
+    item.title = `class ${k}: ${counts[k]} px; click to paint with it`;
+  }
 }
 
 function draw() {

@@ -13,6 +13,11 @@ export function pixelAt(canvas, event, size) {
   return { row: clamp(fy), col: clamp(fx), y: fy * size, x: fx * size };
 }
 
+// The brushes' starting radius: 1/32 of the image side, at least one pixel.
+export function brushRadius(size) {
+  return Math.max(1, Math.round(size / 32));
+}
+
 // Paint a disc of `radius` image pixels centred at the continuous position (y, x): the pixels whose centres lie
 // within the radius get `value`.
 export function paintDisc(map, size, y, x, radius, value) {
