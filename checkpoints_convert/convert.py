@@ -9,13 +9,15 @@ LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the to
 and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
 segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory. Nor is
 pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's; which network a file holds (G, D
-or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the trunk of pix2pixHD's VGG loss).
+or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the trunk of pix2pixHD's VGG loss), nor
+EditGAN's encoder (kind 'editgan-encoder', a `{'model_state_dict': ...}` file like the classifiers').
 """
 
 import json
 from pathlib import Path
 
 from checkpoints_convert.formats import SOURCE_KINDS, TWO_FILE_KINDS
+from checkpoints_convert.editgan_encoder import convert_editgan_encoder
 from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.lpips_vgg import convert_lpips_vgg
 from checkpoints_convert.pix2pixhd import convert_pix2pixhd
@@ -28,7 +30,8 @@ from jaxgan.checkpoint import save_checkpoint
 from jaxgan.files import sha256_of
 
 CONVERTER_VERSION = "1.0"
-_CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19}
+_CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19,
+               "editgan-encoder": convert_editgan_encoder}
 
 
 def detect_kind(path: Path) -> str:

@@ -3,5 +3,6 @@
 A leaf module (no imports), so that the command line can offer the choices without importing the converters.
 """
 
-SOURCE_KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19")
+SOURCE_KINDS = ("auto", "stylegan2-ada", "rosinality", "lpips-vgg", "segbranch", "pix2pixhd", "vgg19",
+                "editgan-encoder")
 TWO_FILE_KINDS = ("lpips-vgg",)  # these take a second file, `lin`

@@ -1,5 +1,5 @@
-"""`jaxgan convert`: PyTorch checkpoints (official .pkl, rosinality .pt, LPIPS, segmentation branch, pix2pixHD, VGG19)
-into jaxgan checkpoint directories, by `checkpoints_convert.convert`."""
+"""`jaxgan convert`: PyTorch checkpoints (official .pkl, rosinality .pt, LPIPS, segmentation branch, pix2pixHD, VGG19,
+EditGAN's encoder) into jaxgan checkpoint directories, by `checkpoints_convert.convert`."""
 
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from jaxgan.cli.common import reports_errors
                    "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
                    "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory. pix2pixhd "
                    "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E). vgg19 (never "
-                   "auto-detected): torchvision's vgg19-dcbb9e9d.pth, the trunk of pix2pixHD's VGG loss.")
+                   "auto-detected): torchvision's vgg19-dcbb9e9d.pth, the trunk of pix2pixHD's VGG loss. editgan-encoder "
+                   "(never auto-detected): EditGAN's encoder checkpoint BEST_loss*.pth.")
 @click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
                    "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
@@ -53,7 +54,10 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
         InstanceNorm running statistics ignored, netG./netD./netE. prefixes accepted. The generator's input
         encoding (--label-nc, --no-instance, --feat-num) is stored with it and must add up to its input channels;
       - torchvision's vgg19-dcbb9e9d.pth (--kind vgg19) as model VGG19: convs up to relu5_1, for the perceptual
-        loss of pix2pixHD training (jaxgan.train.pix2pixhd).
+        loss of pix2pixHD training (jaxgan.train.pix2pixhd);
+      - EditGAN's image encoder (--kind editgan-encoder) as model E, for `jaxgan invert --encoder`:
+        checkpoint/encoder_pretrain/BEST_loss*.pth ({'model_state_dict': ...}, `module.` prefixes accepted),
+        every size read from the tensor shapes.
     DST gets an orbax checkpoint and jaxgan.json (model configs, SHA-256 of the sources, converter version).
     DST must not exist; it appears only once complete.
 
@@ -63,6 +67,7 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
       jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth
       jaxgan convert checkpoint/datasetgan_pretrain/classifier car-seg --kind segbranch
       jaxgan convert checkpoints/label2city_1024p/latest_net_G.pth label2city --kind pix2pixhd --label-nc 35
+      jaxgan convert BEST_loss2.841871976852417.pth car-encoder --kind editgan-encoder
     """
     if kind == "lpips-vgg" and lin_file is None:
         raise click.UsageError("--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth")

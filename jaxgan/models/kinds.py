@@ -10,7 +10,7 @@ big_vision's `models.{name}`: a registry keyed by name, not a chain of isinstanc
 import dataclasses
 from typing import Any, Callable
 
-from jaxgan.models import lpips, pix2pixhd, segbranch, stylegan2, vgg19
+from jaxgan.models import encoder, lpips, pix2pixhd, segbranch, stylegan2, vgg19
 from jaxgan.nn.split import SplitModel
 
 
@@ -49,6 +49,9 @@ _KINDS = (
               "pix2pixHD discriminator", lambda cfg: f"(num_D {cfg.num_D}, n_layers {cfg.n_layers})"),
     ModelKind("pix2pixhd-encoder", pix2pixhd.Pix2PixHDEncoderConfig, pix2pixhd.abstract_model,
               "pix2pixHD feature encoder", lambda cfg: f"(ngf {cfg.ngf})"),
+    ModelKind("editgan-encoder", encoder.EncoderConfig, encoder.abstract_model, "EditGAN encoder",
+              lambda cfg: f"(FPNEncoder: W+ {cfg.num_ws} x {cfg.w_dim}, base width {cfg.base_width}, pyramid "
+                          f"{cfg.fpn_dim}, heads {cfg.head_dim})"),
     ModelKind("vgg19-features", vgg19.VGG19Config, vgg19.abstract_model, "VGG19 feature trunk",
               lambda cfg: "(relu1_1 .. relu5_1)"),
 )

@@ -4,12 +4,12 @@ import dataclasses
 
 import pytest
 
-from jaxgan.models import kinds, lpips, pix2pixhd, segbranch, stylegan2, vgg19
+from jaxgan.models import encoder, kinds, lpips, pix2pixhd, segbranch, stylegan2, vgg19
 
 
 def test_every_config_class_has_exactly_one_kind():
     config_classes = [stylegan2.GeneratorConfig, stylegan2.DiscriminatorConfig, lpips.LPIPSConfig,
-                      segbranch.SegBranchConfig, *pix2pixhd.CONFIGS, vgg19.VGG19Config]
+                      segbranch.SegBranchConfig, *pix2pixhd.CONFIGS, vgg19.VGG19Config, encoder.EncoderConfig]
     assert sorted(k.config_class.__name__ for k in kinds.MODEL_KINDS.values()) == sorted(
         c.__name__ for c in config_classes)
     assert len({k.name for k in kinds.MODEL_KINDS.values()}) == len(config_classes)
@@ -32,6 +32,7 @@ def test_lookup_by_name_and_by_config():
 
 def test_abstract_models_build_for_every_kind():
     for kind, cfg in [("lpips-vgg", lpips.LPIPSConfig()), ("vgg19-features", vgg19.VGG19Config()),
-                      ("pix2pixhd-encoder", pix2pixhd.Pix2PixHDEncoderConfig())]:
+                      ("pix2pixhd-encoder", pix2pixhd.Pix2PixHDEncoderConfig()),
+                      ("editgan-encoder", encoder.EncoderConfig())]:
         model = kinds.kind_named(kind).abstract_model(cfg)
         assert model.config == cfg

@@ -1,10 +1,11 @@
-"""The torch.nn layers of pix2pixHD (jaxgan/ops/torch_layers.py) on hand-worked cases and against independent
+"""The torch.nn layers of pix2pixHD and EditGAN's encoder (jaxgan/ops/torch_layers.py) on hand-worked cases and against independent
 numpy re-implementations of PyTorch's definitions (spec pix2pixhd_spade_lpips.md §1.6)."""
 
 import numpy as np
 import pytest
 
-from jaxgan.ops.torch_layers import avg_pool_3x3_s2, conv2d, conv_transpose2d, instance_norm, reflection_pad
+from jaxgan.ops.torch_layers import (avg_pool_3x3_s2, batch_norm, batch_statistics, conv2d, conv_transpose2d,
+                                     instance_norm, max_pool_3x3_s2, reflection_pad, running_average)
 
 
 def _nhwc(plane):
@@ -107,3 +108,31 @@ def test_conv2d_stride_and_padding_match_a_direct_sum():
             patch = padded[0, 2 * y:2 * y + 4, 2 * xx:2 * xx + 4, :]  # [k, k, I]
             expected[0, y, xx] = np.einsum("abi,oiab->o", patch, weight) + bias
     np.testing.assert_allclose(np.asarray(conv2d(x, weight, bias, stride=2, padding=2)), expected, atol=1e-5)
+
+
+def test_max_pool_3x3_s2_ignores_the_padding_and_rounds_the_size_up():
+    x = _nhwc(-np.arange(25, dtype=np.float32).reshape(5, 5))  # all negative: a zero padding would win everywhere
+    # F.max_pool2d(k=3, s=2, p=1) on 5x5 -> 3x3; each window's largest value is its top-left real pixel
+    expected = [[0, -1, -3], [-5, -6, -8], [-15, -16, -18]]
+    np.testing.assert_array_equal(np.asarray(max_pool_3x3_s2(x))[0, :, :, 0], expected)
+
+
+def test_batch_norm_with_batch_statistics_and_the_running_update():
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(2, 3, 4, 5)).astype(np.float32)
+    weight, bias = rng.normal(size=5).astype(np.float32), rng.normal(size=5).astype(np.float32)
+    mean, var = (np.asarray(a) for a in batch_statistics(x))
+    x64 = x.astype(np.float64).reshape(-1, 5)
+    np.testing.assert_allclose(mean, x64.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(var, x64.var(0), rtol=1e-5)  # biased: divides by N H W = 24
+    y = np.asarray(batch_norm(x, weight, bias, mean, var)).reshape(-1, 5)
+    np.testing.assert_allclose(y, (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-5) * weight + bias, atol=2e-6)
+    new_mean, new_var = running_average(np.zeros(5), np.ones(5), mean, var, 24)
+    # PyTorch keeps the unbiased variance (divides by 23) in running_var, momentum 0.1
+    np.testing.assert_allclose(new_var, 0.9 + 0.1 * x64.var(0, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(new_mean, 0.1 * x64.mean(0), rtol=1e-5)
+
+
+def test_batch_statistics_refuse_one_value_per_channel():
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        batch_statistics(np.zeros((1, 1, 1, 4), np.float32))
