@@ -9,3 +9,5 @@ LPIPS_FILES_HINT = (
     f"--lpips lpips-vgg (or set {LPIPS_ENV})")
 SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
             "`jaxgan editgan train-seg`")
+ENCODER_HINT = ("convert EditGAN's encoder with `jaxgan convert BEST_loss*.pth DST --kind editgan-encoder` or train "
+                "one with `jaxgan train-encoder CKPT --out DST`")

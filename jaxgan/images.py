@@ -1,9 +1,11 @@
 """Image files on the host: reading photos as generator targets and as LPIPS inputs, writing PNGs, and the
 helpers the CLI's annotated outputs share (RGB views, the default font).
 
-`load_image` follows stylegan2-ada-pytorch's projector.py: centre crop to a square (the largest one, offsets
-rounded down), then a Lanczos resize to the generator resolution (PIL.Image.LANCZOS, Pillow's windowed sinc with
-a = 3, antialiased when shrinking). Pixels map to [-1, 1] by x / 127.5 - 1, the convention of the lpips package and
+`load_image` follows stylegan2-ada-pytorch's projector.py by default (fit 'crop'): centre crop to a square (the
+largest one, offsets rounded down), then a Lanczos resize to the generator resolution (PIL.Image.LANCZOS, Pillow's
+windowed sinc with a = 3, antialiased when shrinking). Fit 'stretch' is EditGAN's `load_one_image_for_embedding`
+(`utils/data_utils.py`, nv-tlabs/editGAN_release@fef9ab8): the whole image resized to the generator's size with
+`Image.resize`'s default filter, bicubic, no crop. Pixels map to [-1, 1] by x / 127.5 - 1, the convention of the lpips package and
 of the generator's output. Any Pillow-readable file works: palette, 16-bit and CMYK images are converted; an alpha
 channel is dropped with a warning (the generators model opaque images); grayscale generators get luminance
 (Pillow's ITU-R 601-2 'L' conversion) and colour generators get RGB.
@@ -49,15 +51,25 @@ def center_crop_square(image: Image.Image) -> Image.Image:
     return image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
 
 
-def load_image(path, resolution: int, channels: int = 3) -> np.ndarray:
-    """A photo as a float32 [resolution, resolution, channels] target in [-1, 1]."""
-    return target_of(open_image(path), resolution, channels, path)
+FITS = {"crop": "centre crop to a square, Lanczos resize (projector.py)",
+        "stretch": "the whole image resized, bicubic, no crop (EditGAN's embedding)"}
 
 
-def target_of(image: Image.Image, resolution: int, channels: int = 3, source="the image") -> np.ndarray:
-    """`load_image` for an image already opened: centre-cropped square, Lanczos-resized, in [-1, 1]."""
+def load_image(path, resolution: int, channels: int = 3, fit: str = "crop") -> np.ndarray:
+    """A photo as a float32 [resolution, resolution, channels] target in [-1, 1]; `fit` in FITS."""
+    return target_of(open_image(path), resolution, channels, path, fit=fit)
+
+
+def target_of(image: Image.Image, resolution: int, channels: int = 3, source="the image",
+              fit: str = "crop") -> np.ndarray:
+    """`load_image` for an image already opened: resized by the rule `fit`, in [-1, 1]."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {tuple(FITS)}, got {fit!r}")
     image = _to_mode(image, channels, source)
-    image = center_crop_square(image).resize((resolution, resolution), Image.LANCZOS)
+    if fit == "crop":
+        image = center_crop_square(image).resize((resolution, resolution), Image.LANCZOS)
+    else:
+        image = image.resize((resolution, resolution), Image.BICUBIC)
     pixels = np.asarray(image, np.float32)
     if pixels.ndim == 2:
         pixels = pixels[..., None]

@@ -15,7 +15,7 @@ import click
 
 from jaxgan.demo import DEMO_NAME, BundledModelMissing, bundled_checkpoint
 from jaxgan.files import atomic_write
-from jaxgan.hints import LPIPS_ENV, LPIPS_FILES_HINT, SEG_HINT  # noqa: F401 - the commands import them from here
+from jaxgan.hints import ENCODER_HINT, LPIPS_ENV, LPIPS_FILES_HINT, SEG_HINT  # noqa: F401 - the commands import them from here
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,6 +129,29 @@ def load_lpips(path):
         raise click.ClickException(f"{e}. {LPIPS_FILES_HINT}") from None
     except CheckpointFormatError:
         raise click.ClickException(f"{path} is not a jaxgan LPIPS checkpoint. {LPIPS_FILES_HINT}") from None
+
+
+def load_encoder(path):
+    """EditGAN's encoder stored in the checkpoint at `path` (or None for None); a one-line error saying how to make
+    one when the checkpoint holds none."""
+    if path is None:
+        return None
+    from jaxgan.checkpoint import load_model
+    return load_model(path, "editgan-encoder", hint=ENCODER_HINT)
+
+
+def encoder_options(command):
+    """--encoder and --encoder-bn, for the commands that use EditGAN's encoder."""
+    from jaxgan.models.encoder import BATCH_NORM_MODES, OFFICIAL_BATCH_NORM
+    command = click.option(
+        "--encoder-bn", type=click.Choice(BATCH_NORM_MODES), default=None,
+        help="The encoder's BatchNorm: batch = the statistics of each image alone (EditGAN's behaviour, it never "
+             "calls eval(); needs images above 32 px), running = the stored running statistics.  "
+             f"[default: {OFFICIAL_BATCH_NORM}]")(command)
+    return click.option(
+        "--encoder", "encoder_ckpt", type=CHECKPOINT, default=None,
+        help=f"A jaxgan checkpoint holding EditGAN's encoder (model E; 'demo' for the bundled one): "
+             f"{ENCODER_HINT}.")(command)
 
 
 def load_images(paths, load):

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, load_generator, load_lpips, lpips_option, outdir_option,
-                               parse_seeds, plural, progress, reports_errors, seg_option, write_files)
+from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_options, load_encoder, load_generator, load_lpips,
+                               lpips_option, outdir_option, parse_seeds, plural, progress, reports_errors, seg_option,
+                               write_files)
 from jaxgan.cli.editgan_train import names_option, read_class_names, train_seg_command
 from jaxgan.edit.editgan import EditConfig
 
@@ -139,17 +140,19 @@ def per_latent(paths, count: int, option: str, read):
                    "the official tool). Once for all latents, or once per latent.")
 @click.option("--steps", type=click.IntRange(min=1), default=EditConfig.steps, show_default=True,
               help=f"As the official tool's `steps`: STEPS - 1 Adam updates (lr {EditConfig.learning_rate:g}).")
+@encoder_options
 @names_option
 @outdir_option()
 @click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
               help="Optimisation steps run inside one compiled call.")
 @reports_errors
-def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, region_files, steps, names_file, outdir,
-                 steps_per_call):
+def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, region_files, steps, encoder_ckpt,
+                 encoder_bn, names_file, outdir, steps_per_call):
     """Edit latents so that their segmentation inside a region becomes the target segmentation (EditGAN).
 
     Optimises W+ with the official loss: 15 (10 LPIPS + 5 MSE) on the image outside the dilated region, plus the
-    cross-entropy of the ensemble's mean logits against the target inside it. All edits run together, batched
+    cross-entropy of the ensemble's mean logits against the target inside it (and, with --encoder, the official
+    encoder regulariser MSE(w, E(G(w))), E seeing the image in [0, 1]). All edits run together, batched
     and spread over the local devices. Per edit NAME (wsNNNN, the row of --ws): NAME_after.png (edited image),
     NAME_labels.png (its segmentation, class ids), NAME_compare.png (before / after, images and segmentations,
     region outlined), NAME_vector.npz (the edit vector: w_edited - w and the class ids it changes); plus
@@ -165,8 +168,14 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
 
     from jaxgan.edit import editgan as eg
     from jaxgan.edit import editgan_outputs as out
+    if encoder_bn is not None and encoder_ckpt is None:
+        raise click.UsageError("--encoder-bn goes with --encoder")
     lpips = load_lpips(lpips_ckpt)
     G, S = load_generator_and_branch(ckpt, seg_ckpt)
+    encoder = load_encoder(encoder_ckpt)
+    if encoder is not None:
+        from jaxgan.edit.invert import check_encoder
+        check_encoder(G, encoder)
     ws, names = latents_of(G, None, ws_file, 1.0)
     if indices is not None:
         try:
@@ -183,15 +192,16 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
                                   lambda p: out.read_label_png(p, num_classes, res)))
     regions = np.stack(per_latent(region_files, len(ws), "--region", lambda p: out.read_region_png(p, res)))
     class_names = read_class_names(names_file, num_classes)
-    cfg = EditConfig(steps=steps)
+    cfg = EditConfig(steps=steps, **({} if encoder_bn is None else {"encoder_batch_norm": encoder_bn}))
     with progress(cfg.updates, f"editing {plural(len(ws), 'latent')}") as bar:
         result = eg.edit(G, S, lpips, ws, targets, regions, cfg, steps_per_call=steps_per_call,
-                         on_progress=bar.update)
+                         on_progress=bar.update, encoder=encoder)
     meta = {"resolution": res, "num_classes": num_classes, "steps": steps, "lr": cfg.learning_rate,
             "checkpoint": str(ckpt), "segmentation_checkpoint": str(seg_ckpt)}
     header = {"checkpoint": str(ckpt), "segmentation": str(seg_ckpt), "ws": str(ws_file),
-              "settings": dataclasses.asdict(cfg)}
-    files, lines = out.edit_files(names, result, regions, num_classes, class_names, meta, header, eg.LOSS_NAMES)
+              "encoder": None if encoder_ckpt is None else str(encoder_ckpt), "settings": dataclasses.asdict(cfg)}
+    files, lines = out.edit_files(names, result, regions, num_classes, class_names, meta, header,
+                                  result["loss_names"])
     for line in lines:
         click.echo(line)
     write_files(outdir, files)

@@ -10,8 +10,9 @@ Follows EditGAN, nv-tlabs/editGAN_release@fef9ab8 (`Tool` is in `models/EditGAN/
   iterations; pixels beyond the border never count), LPIPS with normalize=True averaged over the whole image, the
   MSE over all pixels and channels, and the cross-entropy averaged over the dilated region's pixels. The features
   are upsampled with `nearest` on the full grid, as in the official losses (`nn_upsamplers`, utils/model_utils.py).
-  The official loss also has an encoder regulariser, 1 * MSE(w, E(x)); jaxgan has no EditGAN encoder, so it is
-  left out (the refinement below has none in the official code either).
+  The official loss also has an encoder regulariser, 1 * MSE(w, E(x).detach()) with x in [0, 1] and E in train
+  mode (batch statistics of the one image); it is added when an encoder is given (`encoder=`), and left out
+  otherwise (the refinement below has none in the official code either).
 - edit vectors (`edit_from_mask` in `run_app.py`):
   delta = w_edited - w0, stored with the class ids it touches: the classes of the region's
   pixels whose label the target changes (before or after), background (0) excluded; see `touched_classes`.
@@ -41,11 +42,13 @@ import optax
 from jaxgan import parallel
 from jaxgan.edit.invert import as_rgb
 from jaxgan.loops import scan_steps
+from jaxgan.models import encoder as encoder_model
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import segbranch
 from jaxgan.nn.split import SplitModel
 
 LOSS_NAMES = ("lpips", "mse", "ce", "loss")
+ENCODER_LOSS_NAMES = ("lpips", "mse", "ce", "encoder", "loss")  # with EditGAN's encoder regulariser
 MIN_CAPACITY = 256
 BACKGROUND = 0
 
@@ -60,6 +63,8 @@ class EditConfig:
     lpips_weight: float = 10.0  # loss_dict.p_loss
     mse_weight: float = 5.0  # the official 5 * loss_dict.mse_loss (1)
     ce_weight: float = 1.0
+    encoder_weight: float = 1.0  # encoder_loss_weight, when an encoder is given
+    encoder_batch_norm: str = encoder_model.OFFICIAL_BATCH_NORM
     dilation: int = 7  # square side: cv2.dilate with a 3x3 kernel, 3 iterations
     feature_mode: str = "nearest"
     # Region pixels per tile of the segmentation loss. Under autodiff each tile is rematerialised; smaller tiles
@@ -161,8 +166,14 @@ def _adam():
     return optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 
-def edit_losses(G: SplitModel, S: SplitModel, lpips: SplitModel, w, problem: EditProblem, cfg: EditConfig):
-    """(total loss, [lpips, mse, ce, total]) of latent w [num_ws, w_dim] for one problem."""
+def loss_names(with_encoder: bool = False) -> tuple[str, ...]:
+    return ENCODER_LOSS_NAMES if with_encoder else LOSS_NAMES
+
+
+def edit_losses(G: SplitModel, S: SplitModel, lpips: SplitModel, w, problem: EditProblem, cfg: EditConfig,
+                encoder: SplitModel | None = None):
+    """(total loss, [lpips, mse, ce, total]) of latent w [num_ws, w_dim] for one problem; with an encoder
+    [lpips, mse, ce, encoder, total] (`loss_names(True)`)."""
     image, feats = segbranch.layer_features(G, w[None])
     image01 = (image + 1) / 2
     outside = problem.outside[None, :, :, None]
@@ -176,7 +187,12 @@ def edit_losses(G: SplitModel, S: SplitModel, lpips: SplitModel, w, problem: Edi
     nll = -jnp.take_along_axis(log_p, problem.roi_label[:, None], axis=-1)[:, 0]
     ce = jnp.sum(nll * problem.roi_weight) / jnp.maximum(jnp.sum(problem.roi_weight), 1)
     total = cfg.rgb_weight * (cfg.lpips_weight * dist + cfg.mse_weight * mse) + cfg.ce_weight * ce
-    return total, jnp.stack([dist, mse, ce, total])
+    if encoder is None:
+        return total, jnp.stack([dist, mse, ce, total])
+    encoded = jax.lax.stop_gradient(encoder_model.encode(encoder, image01, batch_norm=cfg.encoder_batch_norm)[0])
+    regression = jnp.mean(jnp.square(w - encoded))
+    total = total + cfg.encoder_weight * regression
+    return total, jnp.stack([dist, mse, ce, regression, total])
 
 
 def init_state(w_start) -> EditState:
@@ -185,9 +201,9 @@ def init_state(w_start) -> EditState:
 
 
 def edit_step(G: SplitModel, S: SplitModel, lpips: SplitModel, problem: EditProblem, state: EditState,
-              cfg: EditConfig) -> tuple[EditState, jax.Array]:
-    """One Adam update of one edit; returns the new state and the losses [4] at the pre-update latent."""
-    grad, losses = jax.grad(lambda w: edit_losses(G, S, lpips, w, problem, cfg), has_aux=True)(state.w)
+              cfg: EditConfig, encoder: SplitModel | None = None) -> tuple[EditState, jax.Array]:
+    """One Adam update of one edit; returns the new state and the losses (`loss_names`) at the pre-update latent."""
+    grad, losses = jax.grad(lambda w: edit_losses(G, S, lpips, w, problem, cfg, encoder), has_aux=True)(state.w)
     direction, adam = _adam().update(grad, state.adam)
     return EditState(w=state.w - cfg.learning_rate * direction, adam=adam, step=state.step + 1), losses
 
@@ -198,25 +214,28 @@ def edit_step(G: SplitModel, S: SplitModel, lpips: SplitModel, problem: EditProb
 
 @functools.cache
 def _batched_steps(cfg: EditConfig, mesh, steps_per_call: int):
-    def per_problem(G, S, lpips, problem, state):
-        return scan_steps(lambda carry: edit_step(G, S, lpips, problem, carry, cfg), state, steps_per_call)
+    def per_problem(G, S, lpips, encoder, problem, state):
+        return scan_steps(lambda carry: edit_step(G, S, lpips, problem, carry, cfg, encoder), state, steps_per_call)
 
     def per_device(shared, batched):
-        G, S, lpips = shared
+        G, S, lpips, *encoder = shared  # the encoder, when there is one
         problems, states = batched
-        return jax.vmap(per_problem, in_axes=(None, None, None, 0, 0))(G, S, lpips, problems, states)
+        encoder = encoder[0] if encoder else None
+        return jax.vmap(per_problem, in_axes=(None, None, None, None, 0, 0))(G, S, lpips, encoder, problems, states)
     return parallel.shard_problems(per_device, mesh)
 
 
 def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProblem, cfg: EditConfig, *,
-             mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None):
+             mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
+             encoder: SplitModel | None = None):
     """Run cfg.updates Adam updates on every problem at once; returns (final ws [N, num_ws, w_dim], losses
-    [N, updates, 4] in LOSS_NAMES order). The problems are split over `mesh` (default: up to N local devices)."""
+    [N, updates, columns] in `loss_names(encoder is not None)` order). The problems are split over `mesh`
+    (default: up to N local devices). `encoder`: EditGAN's encoder, for the official encoder regulariser."""
     count = problems.w_start.shape[0]
     # Default: one device per problem up to all local devices (padding a single edit to 8 copies helps no one).
     mesh = parallel.mesh_for(count) if mesh is None else mesh
     states = jax.vmap(init_state)(jnp.asarray(problems.w_start))
-    shared = parallel.replicate((G, S, lpips), mesh)
+    shared = parallel.replicate((G, S, lpips) + (() if encoder is None else (encoder,)), mesh)
     batched, _ = parallel.pad_problems((problems, jax.tree_util.tree_map(np.asarray, states)), mesh.devices.size)
     problems_p, states_p = batched
     losses, done = [], 0
@@ -228,7 +247,8 @@ def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProb
         if on_progress is not None:
             on_progress(k)
     ws = np.asarray(states_p.w)[:count]
-    return ws, (np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, len(LOSS_NAMES)), np.float32))
+    columns = len(loss_names(encoder is not None))
+    return ws, (np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, columns), np.float32))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -309,21 +329,24 @@ def check_edit_inputs(G: SplitModel, S: SplitModel, ws, targets, regions):
 
 
 def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, cfg: EditConfig | None = None, *,
-         mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None) -> dict:
+         mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
+         encoder: SplitModel | None = None) -> dict:
     """EditGAN edits of N latents at once (`Tool.run_optimization_editGAN`).
 
     ws [N, num_ws, w_dim] (W+), targets [N, H, W] class ids (the wanted segmentation; only its region pixels
     matter), regions [N, H, W] bool (the pixels the user edited; dilated here). Returns numpy arrays: `ws` (edited),
     `vectors` (ws - input), `class_ids` (list per edit, `touched_classes`), `images` / `labels` before and after
-    (display path, bilinear), `losses` [N, updates, 4], `region_pixels` (dilated region sizes).
+    (display path, bilinear), `losses` [N, updates, columns] with their `loss_names`, `region_pixels` (dilated
+    region sizes). `encoder`: EditGAN's encoder, whose regulariser the official edit loss includes.
     """
     cfg = EditConfig() if cfg is None else cfg
     prepared = prepare_edits(G, S, ws, targets, regions, cfg)
     edited, losses = optimize(G, S, lpips, prepared["problems"], cfg, mesh=mesh, steps_per_call=steps_per_call,
-                              on_progress=on_progress)
+                              on_progress=on_progress, encoder=encoder)
     images_after, labels_after = render(G, S, edited, tile=cfg.tile)
     return {
         "ws": edited, "vectors": edited - prepared["ws"], "losses": losses, "class_ids": prepared["class_ids"],
+        "loss_names": loss_names(encoder is not None),
         "images_before": prepared["images_before"], "labels_before": prepared["labels_before"],
         "images_after": images_after, "labels_after": labels_after, "region_pixels": prepared["region_pixels"],
     }

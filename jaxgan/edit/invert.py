@@ -10,13 +10,20 @@ function of one image that is vmapped over many and sharded over devices.
   export of the same LPIPS VGG16 network whose squared feature distance is the LPIPS distance; jaxgan uses its
   converted LPIPS v0.1 model.)
 * `embed_w_plus`: EditGAN's embedding (`run_embedding_optimization` in `utils/model_utils.py`,
-  nv-tlabs/editGAN_release@fef9ab8): W+ from a start latent (w_avg by default,
-  EditGAN's encoder output when available), `steps - 1` Adam updates at lr get_lr(t, 0.1) (the same ramps),
-  loss 10 LPIPS + 1 MSE on images in [0, 1], noise constant. EditGAN's extra encoder-consistency term needs its
-  encoder and is left out until one is converted.
+  nv-tlabs/editGAN_release@fef9ab8, called as `Tool.run_embedding` calls it): W+ from a start latent (EditGAN's
+  encoder output E(target) when an encoder is given, as the tool does; w_avg otherwise), `steps - 1` Adam updates
+  at lr get_lr(t, 0.1) (the same ramps), loss 10 LPIPS + 1 MSE on images in [0, 1], noise constant, plus with an
+  encoder the official regulariser 1 * MSE(w, E(x).detach()). Its quirk is kept: E gets the generated image x in
+  [0, 1] although it was trained on [-1, 1] images (and, as everywhere in EditGAN, batch statistics of that one
+  image in its BatchNorm layers).
 
-Targets are float32 [H, W, C] in [-1, 1] at the generator resolution (`jaxgan.images.load_image`). Randomness (the
-projector's initial noise and w jitter) comes from an explicit key per image.
+Each method reads photos as its official code does (`ProjectorConfig.image_fit`, `EmbedConfig.image_fit`, for
+`jaxgan.images.target_of`): projector.py centre-crops to a square and resizes with Lanczos; EditGAN's
+`load_one_image_for_embedding` (`utils/data_utils.py`) resizes the whole image to the generator's size with
+Pillow's default bicubic filter, without cropping (a non-square photo is stretched).
+
+Targets are float32 [H, W, C] in [-1, 1] at the generator resolution. Randomness (the projector's initial noise and
+w jitter) comes from an explicit key per image.
 """
 
 import dataclasses
@@ -30,6 +37,7 @@ import optax
 
 from jaxgan import parallel
 from jaxgan.loops import scan_steps
+from jaxgan.models import encoder as encoder_model
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import stylegan2
 from jaxgan.nn.split import SplitModel
@@ -50,6 +58,7 @@ class ProjectorConfig:
     noise_ramp_length: float = 0.75
     regularize_noise_weight: float = 1e5
     distance_resolution: int = 256  # images larger than this are area-downsampled before LPIPS
+    image_fit: str = "crop"  # how photos become targets: projector.py's centre crop + Lanczos
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +71,9 @@ class EmbedConfig:
     lr_rampup_length: float = 0.05
     lpips_weight: float = 10.0
     mse_weight: float = 1.0
+    encoder_weight: float = 1.0       # MSE(w, E(x).detach()), when an encoder is given (Tool.run_embedding)
+    encoder_batch_norm: str = encoder_model.OFFICIAL_BATCH_NORM  # batch statistics of each image
+    image_fit: str = "stretch"  # load_one_image_for_embedding: the whole photo, bicubic, no crop
 
 
 def ramped_learning_rate(t, peak: float, rampdown: float, rampup: float):
@@ -223,8 +235,9 @@ def embed_init(G: SplitModel, w_avg, key, start=None) -> InversionState:
 
 
 def embed_step(G: SplitModel, lpips: SplitModel, target, state: InversionState, cfg: EmbedConfig,
-               w_std=None) -> tuple[InversionState, jax.Array]:
-    """One EditGAN embedding update for one image: returns the new state and [lpips, mse, loss].
+               w_std=None, encoder: SplitModel | None = None) -> tuple[InversionState, jax.Array]:
+    """One EditGAN embedding update for one image: returns the new state and [lpips, mse, loss], or with an
+    `encoder` [lpips, mse, encoder, loss] (`loss_names('w+', True)`).
 
     EditGAN's loop runs `for _ in range(1, steps)`: update i uses t = i / steps, so step k here is update k + 1.
     """
@@ -237,12 +250,21 @@ def embed_step(G: SplitModel, lpips: SplitModel, target, state: InversionState, 
         image01 = (stylegan2.synthesis(G, w[None], noise_mode="const") + 1) / 2
         dist = lpips_model.lpips_distance(lpips, as_rgb(image01), as_rgb(target01), normalize=True)[0]
         mse = jnp.mean(jnp.square(image01 - target01))
-        return cfg.lpips_weight * dist + cfg.mse_weight * mse, (dist, mse)
+        terms = (dist, mse)
+        loss = cfg.lpips_weight * dist + cfg.mse_weight * mse
+        if encoder is not None:
+            # The official regression target E(x).detach(), x in [0, 1] (the quirk), one image's batch statistics.
+            encoded = jax.lax.stop_gradient(encoder_model.encode(encoder, image01,
+                                                                 batch_norm=cfg.encoder_batch_norm)[0])
+            regression = jnp.mean(jnp.square(w - encoded))
+            terms += (regression,)
+            loss = loss + cfg.encoder_weight * regression
+        return loss, terms
 
-    (loss, (dist, mse)), grad = jax.value_and_grad(loss_fn, has_aux=True)(state.w)
+    (loss, terms), grad = jax.value_and_grad(loss_fn, has_aux=True)(state.w)
     direction, adam = _adam().update(grad, state.adam)
     new_state = dataclasses.replace(state, w=state.w - lr * direction, adam=adam, step=state.step + 1)
-    return new_state, jnp.stack([dist, mse, loss])
+    return new_state, jnp.stack([*terms, loss])
 
 
 METHODS = {
@@ -250,6 +272,32 @@ METHODS = {
           ("lpips", "noise_reg", "loss")),
     "w+": ("w+ embedding", embed_init, embed_step, EmbedConfig, ("lpips", "mse", "loss")),
 }
+
+
+def loss_names(space: str, with_encoder: bool = False) -> tuple[str, ...]:
+    """The columns of a method's per-step losses; the W+ embedding with an encoder adds its 'encoder' term."""
+    names = METHODS[space][4]
+    return names[:-1] + ("encoder",) + names[-1:] if with_encoder and space == "w+" else names
+
+
+def encoder_starts(encoder: SplitModel, targets, cfg: EmbedConfig):
+    """The embedding's start latents [N, num_ws, w_dim]: E(target) of each target in [-1, 1], each image alone
+    (`Tool.run_embedding` encodes one image at a time, batch statistics of that image)."""
+    return encoder_model.encode_each(encoder, targets, batch_norm=cfg.encoder_batch_norm)
+
+
+def check_encoder(G: SplitModel, encoder: SplitModel):
+    """Refuse an encoder whose W+ does not fit the generator (num_ws x w_dim) or the generator's images (size)."""
+    gcfg, ecfg = G.config, encoder.config
+    if (ecfg.num_ws, ecfg.w_dim) != (gcfg.num_ws, gcfg.w_dim):
+        raise ValueError(f"the encoder gives W+ of {ecfg.num_ws} x {ecfg.w_dim}, the generator takes "
+                         f"{gcfg.num_ws} x {gcfg.w_dim}: it was trained for another generator")
+    if ecfg.in_channels != gcfg.img_channels:
+        raise ValueError(f"the encoder reads {ecfg.in_channels}-channel images, the generator makes "
+                         f"{gcfg.img_channels}-channel ones")
+    if gcfg.img_resolution > encoder_model.MAX_SIZE:
+        raise ValueError(f"EditGAN's encoder takes images of at most {encoder_model.MAX_SIZE} px, the generator's "
+                         f"are {gcfg.img_resolution} px")
 
 
 def updates_for(space: str, steps: int) -> int:
@@ -276,13 +324,15 @@ def reconstruct(G: SplitModel, state: InversionState):
 def _batched_steps(space: str, cfg, mesh, steps_per_call: int):
     step_fn = METHODS[space][2]
 
-    def per_image(G, lpips, w_std, target, state):
-        return scan_steps(lambda carry: step_fn(G, lpips, target, carry, cfg, w_std), state, steps_per_call)
+    def per_image(G, lpips, w_std, encoder, target, state):
+        extra = {} if encoder is None else {"encoder": encoder}
+        return scan_steps(lambda carry: step_fn(G, lpips, target, carry, cfg, w_std, **extra), state,
+                          steps_per_call)
 
     def per_device(shared, batched):
-        G, lpips, w_std = shared
+        G, lpips, w_std, encoder = shared
         targets, states = batched
-        return jax.vmap(per_image, in_axes=(None, None, None, 0, 0))(G, lpips, w_std, targets, states)
+        return jax.vmap(per_image, in_axes=(None, None, None, None, 0, 0))(G, lpips, w_std, encoder, targets, states)
     return parallel.shard_problems(per_device, mesh)
 
 
@@ -312,7 +362,7 @@ def _batched_finish():
 
 
 def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, key=None, keys=None,
-           starts=None,
+           starts=None, encoder: SplitModel | None = None,
            w_stats=None, mesh=None, steps_per_call: int = 1,
            on_progress: Callable[[int], None] | None = None) -> dict:
     """Invert N target images [N, H, W, C] (float32 in [-1, 1]) at once, batched and sharded over devices.
@@ -320,18 +370,24 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     space: 'w' (the stylegan2-ada projector) or 'w+' (EditGAN's embedding). cfg: ProjectorConfig / EmbedConfig.
     key: PRNG key; image i uses fold_in(key, i), so its result does not depend on what else is in the batch.
     keys: or one PRNG key per image, e.g. to repeat image i of a batch alone with fold_in(key, i).
-    starts: optional start latents [N, w_dim] or [N, num_ws, w_dim] (w+). w_stats: (w_avg, w_std), computed
-    with `w_statistics` when not given. `on_progress(k)` is called after every k steps.
+    starts: optional start latents [N, w_dim] or [N, num_ws, w_dim] (w+). encoder (w+ only): EditGAN's encoder;
+    the start latents default to its W+ of each target, and its regulariser joins the loss (`EmbedConfig`).
+    w_stats: (w_avg, w_std), computed with `w_statistics` when not given. `on_progress(k)` is called after every
+    k steps.
 
     Returns numpy arrays: `ws` [N, num_ws, w_dim], `images` [N, H, W, C] (reconstructions in [-1, 1]),
-    `losses` [N, steps, 3] (columns in METHODS[space][4]), `lpips`, `mse` (images in [0, 1]), `psnr` [N] of the
+    `losses` [N, steps, columns] (`loss_names`), `lpips`, `mse` (images in [0, 1]), `psnr` [N] of the
     reconstruction clipped to [-1, 1] against the target, and
     `noise` (list of [N, h, w] maps: the projector's optimised noise).
     """
     if space not in METHODS:
         raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
+    if encoder is not None and space != "w+":
+        raise ValueError("an encoder goes with the W+ embedding (space 'w+') only")
     cfg = METHODS[space][3]() if cfg is None else cfg
     gcfg = G.config
+    if encoder is not None:
+        check_encoder(G, encoder)
     targets = np.asarray(targets, np.float32)
     expected = (gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels)
     if targets.ndim != 4 or targets.shape[1:] != expected:
@@ -343,6 +399,8 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     elif len(keys) != count:
         raise ValueError(f"{len(keys)} keys for {count} images")
     w_avg, w_std = w_statistics(G) if w_stats is None else w_stats
+    if starts is None and encoder is not None:
+        starts = np.asarray(jax.jit(encoder_starts, static_argnames="cfg")(encoder, targets, cfg))
     if starts is None:
         starts = np.broadcast_to(np.asarray(w_avg, np.float32),
                                  (count, gcfg.w_dim) if space == "w" else (count, gcfg.num_ws, gcfg.w_dim))
@@ -352,7 +410,7 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     states = _batched_init(space)(G, jnp.asarray(w_avg, jnp.float32), keys, starts)
 
     mesh = parallel.data_mesh() if mesh is None else mesh
-    shared = parallel.replicate((G, lpips, jnp.float32(w_std)), mesh)
+    shared = parallel.replicate((G, lpips, jnp.float32(w_std), encoder), mesh)
     (targets_p, states_p), _ = parallel.pad_problems((targets, jax.tree_util.tree_map(np.asarray, states)),
                                                      mesh.devices.size)
     total = updates_for(space, cfg.steps)
@@ -369,8 +427,9 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     ws, images, dist, mse = finish(G, lpips, targets, states)
     return {
         "ws": ws, "images": images, "lpips": dist, "mse": mse, "psnr": -10 * np.log10(np.maximum(mse, 1e-12)),
-        "losses": np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, 3), np.float32),
-        "loss_names": METHODS[space][4], "noise": [np.asarray(n) for n in states.noise],
+        "losses": (np.concatenate(losses, axis=1) if losses
+                   else np.zeros((count, 0, len(loss_names(space, encoder is not None))), np.float32)),
+        "loss_names": loss_names(space, encoder is not None), "noise": [np.asarray(n) for n in states.noise],
     }
 
 
@@ -382,7 +441,7 @@ def image_keys(seed: int, indices) -> Any:
 
 
 def invert_images(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, seed: int = 0,
-                  batch_size: int = 8, steps_per_call: int = 1, devices=None,
+                  encoder: SplitModel | None = None, batch_size: int = 8, steps_per_call: int = 1, devices=None,
                   on_progress: Callable[[int, str | None], None] | None = None) -> dict:
     """Invert any number of target images ([H, W, C] float32 in [-1, 1] each), `batch_size` per device at a time
     over the local devices (or `devices`), batch after batch; returns the results of `invert` joined.
@@ -404,7 +463,7 @@ def invert_images(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w"
         note = f"batch {b + 1}/{len(batches)}" if len(batches) > 1 else None
         progress = None if on_progress is None else (lambda k, note=note: on_progress(k, note))
         results.append(invert(G, lpips, np.stack([targets[i] for i in batch]), space=space, cfg=space_cfg,
-                              keys=image_keys(seed, batch), w_stats=w_stats,
+                              keys=image_keys(seed, batch), w_stats=w_stats, encoder=encoder,
                               mesh=parallel.mesh_for(len(batch), devices), steps_per_call=steps_per_call,
                               on_progress=progress))
     joined = {name: np.concatenate([r[name] for r in results])

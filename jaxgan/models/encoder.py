@@ -44,6 +44,7 @@ from jaxgan.ops.resize import resize_bilinear
 from jaxgan.ops.torch_layers import (batch_norm, batch_statistics, conv2d, max_pool_3x3_s2, running_average)
 
 BATCH_NORM_MODES = ("batch", "running")
+OFFICIAL_BATCH_NORM = "batch"          # EditGAN never calls eval() on its encoder
 EXPANSION = 4                          # Bottleneck.expansion
 HEAD_GROUPS = (("course_styles", 3, 5), ("medium_styles", 4, 6))  # (attribute, heads, convs); official spelling
 FINE_HEADS, FINE_CONVS = "fine_styles", 7
@@ -287,7 +288,7 @@ def _check_images(E: SplitModel, images, batch_norm_mode: str):
     return images
 
 
-def encode(E: SplitModel, images, *, batch_norm: str = "batch", return_pyramid: bool = False):
+def encode(E: SplitModel, images, *, batch_norm: str = OFFICIAL_BATCH_NORM, return_pyramid: bool = False):
     """W+ [N, num_ws, w_dim] of images [N, H, W, C] in [-1, 1], H and W at most 512.
 
     batch_norm 'batch' (the official behaviour: the encoder is never in eval mode) normalises with the statistics of
@@ -299,7 +300,7 @@ def encode(E: SplitModel, images, *, batch_norm: str = "batch", return_pyramid: 
     return (ws, pyramid) if return_pyramid else ws
 
 
-def encode_each(E: SplitModel, images, *, batch_norm: str = "batch"):
+def encode_each(E: SplitModel, images, *, batch_norm: str = OFFICIAL_BATCH_NORM):
     """W+ [N, num_ws, w_dim]: every image encoded as a batch of its own (the official embedding's call, batch 1),
     so that each result depends on its image alone.
 

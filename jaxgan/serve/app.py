@@ -406,17 +406,19 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     # -- inversion sessions ---------------------------------------------------------------------------------------
 
-    def target_of(model_name: str, value: str) -> np.ndarray:
+    def target_of(model_name: str, value: str, space: str) -> np.ndarray:
+        from jaxgan.edit.invert import METHODS
         from jaxgan.images import target_of as load_target
         g = engine.model(model_name).G.config
         image = uploads.image_from_url(value, "the image", cfg.max_image_pixels)
+        fit = METHODS[space][3].image_fit if space in METHODS else "crop"  # an unknown space is refused next
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a dropped alpha channel is what the command line does too
-            return load_target(image, g.img_resolution, g.img_channels, "the image")
+            return load_target(image, g.img_resolution, g.img_channels, "the image", fit=fit)
 
     @app.post("/api/invert", status_code=201)
     async def create_invert(body: InvertRequest):
-        target = await asyncio.to_thread(target_of, body.model, body.image)
+        target = await asyncio.to_thread(target_of, body.model, body.image, body.space)
         return await call(engine.create_invert, body.model, target, body.space, body.steps, body.seed)
 
     @app.get("/api/invert/{sid}/latent.npy")

@@ -1,8 +1,8 @@
 """Inversion sessions: a photo in, its latent out, by `jaxgan.edit.invert`'s pure steps (the stylegan2-ada projector
 in W, EditGAN's W+ embedding), many sessions stepped together.
 
-A session is one image of `jaxgan invert`: the photo is loaded as the command loads it (centre-cropped square,
-Lanczos-resized, `images.target_of`), its random numbers come from `invert.image_keys(seed, [0])` (so a session
+A session is one image of `jaxgan invert`: the photo is loaded as the command loads it for the session's method
+(`images.target_of` with the method's `image_fit`), its random numbers come from `invert.image_keys(seed, [0])` (so a session
 equals `jaxgan invert CKPT photo.png --seed SEED`), and the compiled step is keyed by (model, space, steps): the
 learning-rate schedule depends on the step count.
 """

@@ -88,6 +88,33 @@ def test_edit_writes_the_vector_and_the_edited_latent(round_trip):
     assert summary["settings"]["steps"] == STEPS and summary["settings"]["learning_rate"] == 0.02
 
 
+@pytest.mark.slow  # compiles a third edit program (about 50 s on 2 cores); run with -m slow
+def test_edit_with_the_encoder_adds_the_official_encoder_term(checkpoints, round_trip, tmp_path_factory):
+    import jax.numpy as jnp
+
+    from jaxgan.checkpoint import load_model
+    from jaxgan.models import encoder, stylegan2
+    G, S, L = checkpoints
+    root, _ = round_trip
+    E = convert_once("editgan-encoder", tmp_path_factory, fixture_path("editgan_encoder_res64.pth"), "--kind",
+                     "editgan-encoder")[0]
+    out = root / "edit_encoder"
+    result = run("editgan", "edit", G, "--seg", S, "--lpips", L, "--ws", root / "seg" / "ws.npy", "--index", "1",
+                 "--target-seg", root / "target.png", "--region", root / "region.png", "--steps", 2,
+                 "--encoder", E, "--outdir", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "edit.json").read_text())
+    assert summary["loss_names"] == ["lpips", "mse", "ce", "encoder", "loss"] and summary["encoder"] == str(E)
+    first = summary["edits"][0]["first"]
+    # the official total: 15 (10 LPIPS + 5 MSE) + 1 CE + 1 MSE(w, E(x)), x = G(w) in [0, 1], E in train mode
+    assert first["loss"] == pytest.approx(15 * (10 * first["lpips"] + 5 * first["mse"]) + first["ce"]
+                                          + first["encoder"], rel=1e-5)
+    w0 = np.load(root / "seg" / "ws.npy")[1]
+    image01 = (stylegan2.synthesis(load_model(G), jnp.asarray(w0)[None], noise_mode="const") + 1) / 2
+    encoded = np.asarray(encoder.encode(load_model(E, "editgan-encoder"), image01))[0]
+    assert first["encoder"] == pytest.approx(float(np.mean((w0 - encoded) ** 2)), rel=1e-3)
+
+
 def test_apply_refines_every_latent(round_trip):
     root, _ = round_trip
     out = root / "apply"
