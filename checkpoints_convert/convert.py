@@ -1,9 +1,12 @@
 """Convert a checkpoint file into a jaxgan checkpoint directory: detect the format, convert, save atomically.
 
-The format is detected from the file's first bytes, never from its name: a zip archive or a legacy torch.save
-stream is a torch file (rosinality `.pt`), any other pickle is a network pickle (stylegan2-ada / stylegan3-repo /
-DragGAN `.pkl`). The output is written by `jaxgan.checkpoint.save_checkpoint` (temporary directory, then rename)
-with a sidecar recording the source file's SHA-256 and this converter's version.
+The format is detected from the file's first bytes, never from its name: a safetensors header (8-byte length, then a
+JSON object) is a `.safetensors` generator (`jaxgan export`'s), a zip archive or a legacy torch.save stream is a
+torch file: a bare stylegan2-ada Generator state dict when its pickle's first key is a `synthesis.` / `mapping.`
+name (`jaxgan export --layout stylegan2-ada --format pt`), otherwise a rosinality checkpoint; any other pickle is a
+network pickle (stylegan2-ada / stylegan3-repo / DragGAN `.pkl`). The output is written by
+`jaxgan.checkpoint.save_checkpoint` (temporary directory, then rename) with a sidecar recording the source file's
+SHA-256 and this converter's version.
 
 LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the torchvision VGG16 weights (`src`)
 and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
@@ -22,25 +25,37 @@ from checkpoints_convert.keymap import ConversionError
 from checkpoints_convert.lpips_vgg import convert_lpips_vgg
 from checkpoints_convert.pix2pixhd import convert_pix2pixhd
 from checkpoints_convert.rosinality import convert_rosinality
+from checkpoints_convert.safetensors_file import convert_safetensors, is_safetensors
 from checkpoints_convert.segbranch import convert_segbranch, member_files
-from checkpoints_convert.stylegan2_pkl import convert_pickle
-from checkpoints_convert.torch_reader import CheckpointError, sniff_format
+from checkpoints_convert.stylegan2_pkl import convert_generator_file, convert_pickle
+from checkpoints_convert.torch_reader import CheckpointError, sniff_format, zip_first_string
 from checkpoints_convert.vgg19 import convert_vgg19
 from jaxgan.checkpoint import save_checkpoint
 from jaxgan.files import sha256_of
 
 CONVERTER_VERSION = "1.0"
-_CONVERTERS = {"stylegan2-ada": convert_pickle, "rosinality": convert_rosinality, "vgg19": convert_vgg19,
+_CONVERTERS = {"stylegan2-ada": convert_pickle, "stylegan2-ada-pt": convert_generator_file,
+               "rosinality": convert_rosinality, "safetensors": convert_safetensors, "vgg19": convert_vgg19,
                "editgan-encoder": convert_editgan_encoder}
+_STATE_DICT_PREFIXES = ("synthesis.", "mapping.")  # the first keys of a stylegan2-ada Generator.state_dict()
 
 
 def detect_kind(path: Path) -> str:
+    if is_safetensors(path):
+        return "safetensors"
     fmt = sniff_format(path)
+    if fmt == "torch-zip":
+        try:
+            if (zip_first_string(path) or "").startswith(_STATE_DICT_PREFIXES):
+                return "stylegan2-ada-pt"
+        except CheckpointError:  # a damaged archive: the converter reports it when it reads the file
+            pass
     if fmt in ("torch-zip", "torch-legacy"):
         return "rosinality"
     if fmt == "pickle":
         return "stylegan2-ada"
-    raise CheckpointError(f"{path}: neither a PyTorch checkpoint (.pt/.pth) nor a network pickle (.pkl)")
+    raise CheckpointError(f"{path}: neither a PyTorch checkpoint (.pt/.pth), a network pickle (.pkl) nor a "
+                          ".safetensors file")
 
 
 def _json_safe(value):

@@ -1,9 +1,10 @@
 """rosinality/stylegan2-pytorch `.pt` checkpoints -> jaxgan models.
 
-Follows rosinality/stylegan2-pytorch@bef283a (`convert_weight.py`; `Generator`, `Discriminator` in `model.py`):
-the `g_ema` state dict maps 1:1 onto the stylegan2-ada layout with only
-reshapes (rosinality's EqualLinear / ModulatedConv2d / ToRGB / up-conv are numerically the official layers), and
-`latent_avg` is the truncation centre `mapping.w_avg`. The architecture is read from tensor shapes: rosinality
+Follows rosinality/stylegan2-pytorch@bef283a (`convert_weight.py`; `Generator`, `Discriminator` in `model.py`): the
+`g_ema` state dict maps 1:1 onto the stylegan2-ada layout with only reshapes (rosinality's EqualLinear /
+ModulatedConv2d / ToRGB / up-conv are numerically the official layers), and `latent_avg` is the truncation centre
+`mapping.w_avg`. The generator's map is declared key by key (`generator_key_pairs`), and `rosinality_checkpoint`
+writes a generator back through the same declaration. The architecture is read from tensor shapes: rosinality
 networks are unconditional 'skip' generators and 'resnet' discriminators without conv clamping, and their channel
 counts need not follow the `channel_base // res` rule. `d`, when present, is converted as well; `g` (the training
 copy) and the optimiser states are not needed for inference.
@@ -15,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
+from checkpoints_convert.keymap import (ConversionError, KeyPair, KeyRule, fill_model, leaf_shapes, map_keys, map_pairs,
+                                        unmap_pairs)
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, abstract_model
@@ -50,49 +52,74 @@ def generator_config(g: dict, lr_mlp: float) -> GeneratorConfig:
         raise ConversionError(f"g_ema lacks {e.args[0]!r}: not a rosinality StyleGAN2 generator") from None
 
 
-def _synthesis_target(part: str):
-    """convs.{j}: block 2**(j//2 + 3), conv0 for even j, conv1 for odd j."""
-    def target(m: re.Match) -> str:
-        j = int(m.group(1))
-        return f"synthesis.b{2 ** (j // 2 + 3)}.conv{j % 2}.{part.format(*m.groups()[1:])}"
-    return target
+def generator_key_pairs(cfg: GeneratorConfig) -> list[KeyPair]:
+    """rosinality's `Generator.state_dict()` for `cfg`, key by key in its order: `style.{1..n}` (index 0 is the
+    PixelNorm), `input`, `conv1`, `to_rgb1`, `convs.{j}` (block 2**(j//2 + 3), conv0 for even j), `to_rgbs.{i}`
+    (block 2**(i + 3)), `noises.noise_{k}`. Its layers keep a leading batch axis of 1 (`ModulatedConv2d.weight`
+    [1, O, I, k, k], `ConstantInput` [1, C, 4, 4], `ToRGB.bias` [1, 3, 1, 1], noise buffers [1, 1, R, R],
+    `NoiseInjection.weight` [1]); the Blur / Upsample kernels are make_kernel([1,3,3,1]) x 4 (factor**2)."""
+    def lead(shape):  # [1, *shape]
+        return (1, *shape)
+
+    def modulated(source, target):
+        return [KeyPair(f"{source}.conv.weight", f"{target}.weight", lead),
+                KeyPair(f"{source}.conv.modulation.weight", f"{target}.affine.weight"),
+                KeyPair(f"{source}.conv.modulation.bias", f"{target}.affine.bias")]
+
+    def styled(source, target, upsample):
+        weight, *modulation = modulated(source, target)
+        blur = [KeyPair(f"{source}.conv.blur.kernel", None, constant=_FIR * 4, describe="[1,3,3,1] blur x4")]
+        return ([weight] + blur * upsample + modulation
+                + [KeyPair(f"{source}.noise.weight", f"{target}.noise_strength", lambda s: (1,)),
+                   KeyPair(f"{source}.activate.bias", f"{target}.bias")])
+
+    def to_rgb(source, target, upsample):
+        return ([KeyPair(f"{source}.bias", f"{target}.bias", lambda s: (1, s[0], 1, 1))]
+                + [KeyPair(f"{source}.upsample.kernel", None, constant=_FIR * 4, describe="[1,3,3,1] upsample x4")]
+                * upsample + modulated(source, target))
+
+    pairs = [KeyPair(f"style.{i + 1}.{p}", f"mapping.fc{i}.{p}")
+             for i in range(cfg.mapping_layers) for p in ("weight", "bias")]
+    pairs += [KeyPair("input.input", "synthesis.b4.const", lead)]
+    pairs += styled("conv1", "synthesis.b4.conv1", False) + to_rgb("to_rgb1", "synthesis.b4.torgb", False)
+    upsampling = cfg.block_resolutions[1:]
+    for i, res in enumerate(upsampling):
+        pairs += styled(f"convs.{2 * i}", f"synthesis.b{res}.conv0", True)
+        pairs += styled(f"convs.{2 * i + 1}", f"synthesis.b{res}.conv1", False)
+    for i, res in enumerate(upsampling):
+        pairs += to_rgb(f"to_rgbs.{i}", f"synthesis.b{res}.torgb", True)
+    noises = ["synthesis.b4.conv1"] + [f"synthesis.b{res}.conv{k}" for res in upsampling for k in (0, 1)]
+    pairs += [KeyPair(f"noises.noise_{k}", f"{layer}.noise_const", lambda s: (1, 1, *s))
+              for k, layer in enumerate(noises)]
+    return pairs
 
 
-def _noise_target(m: re.Match) -> str:
-    k = int(m.group(1))
-    if k == 0:
-        return "synthesis.b4.conv1.noise_const"
-    return f"synthesis.b{2 ** ((k + 1) // 2 + 2)}.conv{(k + 1) % 2}.noise_const"
+def unsupported_settings(cfg: GeneratorConfig) -> list[str]:
+    """What rosinality's `Generator` (model.py) cannot hold of `cfg`: it is unconditional, 'skip', with RGB output,
+    z = w = style_dim in every mapping layer, noise inputs everywhere, no conv clamping, the [1,3,3,1] blur the
+    converter reads back, and `lr_mlp` 0.01 (train.py never passes another); `latent_avg` is the truncation centre."""
+    wanted = [("c_dim", 0), ("architecture", "skip"), ("img_channels", 3), ("z_dim", cfg.w_dim),
+              ("conv_clamp", None), ("mapping_lr_multiplier", 0.01), ("resample_filter", (1, 3, 3, 1)),
+              ("use_noise", True), ("activation", "lrelu")]
+    problems = [f"{name}={getattr(cfg, name)!r} (only {value!r})" for name, value in wanted
+                if getattr(cfg, name) != value]
+    if cfg.layer_features not in (None, cfg.w_dim):
+        problems.append(f"layer_features={cfg.layer_features!r} (only w_dim)")
+    if cfg.w_avg_beta is None:
+        problems.append("no mapping.w_avg (latent_avg)")
+    return problems
 
 
-def generator_key_map() -> list[KeyRule]:
-    squeeze0 = lambda a: a[0]  # noqa: E731  (rosinality keeps a leading batch axis of 1)
-    flat = lambda a: a.reshape(-1)  # noqa: E731
-    scalar = lambda a: a.reshape(())  # noqa: E731
-    plane = lambda a: a[0, 0]  # noqa: E731
-    return [
-        KeyRule(r"style\.(\d+)\.(weight|bias)", lambda m: f"mapping.fc{int(m.group(1)) - 1}.{m.group(2)}"),
-        KeyRule(r"input\.input", "synthesis.b4.const", squeeze0),
-        KeyRule(r"conv1\.conv\.weight", "synthesis.b4.conv1.weight", squeeze0),
-        KeyRule(r"conv1\.conv\.modulation\.(weight|bias)", r"synthesis.b4.conv1.affine.\1"),
-        KeyRule(r"conv1\.noise\.weight", "synthesis.b4.conv1.noise_strength", scalar),
-        KeyRule(r"conv1\.activate\.bias", "synthesis.b4.conv1.bias"),
-        KeyRule(r"to_rgb1\.conv\.weight", "synthesis.b4.torgb.weight", squeeze0),
-        KeyRule(r"to_rgb1\.conv\.modulation\.(weight|bias)", r"synthesis.b4.torgb.affine.\1"),
-        KeyRule(r"to_rgb1\.bias", "synthesis.b4.torgb.bias", flat),
-        KeyRule(r"convs\.(\d+)\.conv\.weight", _synthesis_target("weight"), squeeze0),
-        KeyRule(r"convs\.(\d+)\.conv\.modulation\.(weight|bias)", _synthesis_target("affine.{0}")),
-        KeyRule(r"convs\.(\d+)\.noise\.weight", _synthesis_target("noise_strength"), scalar),
-        KeyRule(r"convs\.(\d+)\.activate\.bias", _synthesis_target("bias")),
-        KeyRule(r"convs\.(\d+)\.conv\.blur\.kernel", None, check=_is_fir(4), describe="[1,3,3,1] blur x4"),
-        KeyRule(r"to_rgbs\.(\d+)\.conv\.weight", lambda m: f"synthesis.b{2 ** (int(m.group(1)) + 3)}.torgb.weight",
-                squeeze0),
-        KeyRule(r"to_rgbs\.(\d+)\.conv\.modulation\.(weight|bias)",
-                lambda m: f"synthesis.b{2 ** (int(m.group(1)) + 3)}.torgb.affine.{m.group(2)}"),
-        KeyRule(r"to_rgbs\.(\d+)\.bias", lambda m: f"synthesis.b{2 ** (int(m.group(1)) + 3)}.torgb.bias", flat),
-        KeyRule(r"to_rgbs\.(\d+)\.upsample\.kernel", None, check=_is_fir(4), describe="[1,3,3,1] upsample x4"),
-        KeyRule(r"noises\.noise_(\d+)", _noise_target, plane),
-    ]
+def rosinality_checkpoint(G: SplitModel) -> dict:
+    """{'g_ema': state dict, 'latent_avg': w_avg}: a jaxgan generator as rosinality's checkpoints hold it (the
+    inverse of `convert_rosinality` through the same `generator_key_pairs`). Raises ConversionError for what
+    rosinality cannot represent (`unsupported_settings`)."""
+    problems = unsupported_settings(G.config)
+    if problems:
+        raise ConversionError(f"rosinality's Generator cannot represent this generator: {', '.join(problems)}; "
+                              "export it with --layout stylegan2-ada")
+    g_ema = unmap_pairs(G, generator_key_pairs(G.config), outside=("mapping.w_avg",))
+    return {"g_ema": g_ema, "latent_avg": np.asarray(G.buffers["mapping"]["w_avg"][...], np.float32)}
 
 
 def discriminator_config(d: dict) -> DiscriminatorConfig:
@@ -135,15 +162,20 @@ def estimate_w_avg(G: SplitModel, num_samples: int = W_AVG_SAMPLES, seed: int = 
 
 
 def convert_rosinality(path) -> tuple[dict[str, SplitModel], dict]:
-    data = load_torch_file(path)
+    """Read a rosinality checkpoint file; returns ({'G': g_ema, 'D': d if present}, notes)."""
+    return convert_rosinality_data(load_torch_file(path), path)
+
+
+def convert_rosinality_data(data, path, cfg: GeneratorConfig | None = None) -> tuple[dict[str, SplitModel], dict]:
+    """A loaded rosinality checkpoint ({'g_ema', 'latent_avg', ...}) -> models; `cfg` None: read from the shapes."""
     if not isinstance(data, dict) or "g_ema" not in data:
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise ConversionError(f"{path}: expected a rosinality checkpoint with 'g_ema', found {found}")
     args = data.get("args")  # argparse.Namespace in training checkpoints; some tools save it as a dict
     lr_mlp = float((args.get("lr_mlp") if isinstance(args, dict) else getattr(args, "lr_mlp", None)) or 0.01)
     g = dict(data["g_ema"])
-    cfg = generator_config(g, lr_mlp)
-    tensors = map_keys(g, generator_key_map())
+    cfg = generator_config(g, lr_mlp) if cfg is None else cfg
+    tensors = map_pairs(g, generator_key_pairs(cfg), leaf_shapes(abstract_model(cfg)))
     notes = {"format": "rosinality-pt", "mapping_lr_multiplier": lr_mlp,
              "ignored_entries": sorted(str(k) for k in data if k not in ("g_ema", "latent_avg", "d"))}
     if data.get("latent_avg") is not None:

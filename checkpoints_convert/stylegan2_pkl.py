@@ -2,18 +2,26 @@
 
 Follows the snapshot pickles of stylegan2-ada-pytorch (`training/training_loop.py`, `torch_utils/persistence.py`;
 NVlabs/stylegan2-ada-pytorch@d72cc7d): the pickle is read by `torch_reader.load_network_pickle`, which never runs
-the embedded module source; the architecture comes from each network's pickled constructor arguments
-(`init_kwargs`, kept by `persistent_class`), the weights from its state dict through the identity key map of the
-`training/networks.py` parameter and buffer names (jaxgan names its modules after the PyTorch ones).
-`G_ema` is converted for generation and `D` when present; the training copy `G`
-and `augment_pipe` are not needed for inference and are only recorded. StyleGAN3 (`networks_stylegan3`) pickles are
-recognised and refused.
+the embedded module source; the architecture comes from each network's pickled constructor arguments (`init_kwargs`,
+kept by `persistent_class`), the weights from its state dict through the identity key map of the
+`training/networks.py` parameter and buffer names (jaxgan names its modules after the PyTorch ones). The generator's
+map is declared key by key (`generator_key_pairs`, in the order of the official `state_dict()`), so that
+`checkpoints_convert.export` writes it back with the same declaration. A bare generator state dict (what `jaxgan
+export --layout stylegan2-ada` writes, or `G.state_dict()` saved by hand) carries no constructor arguments:
+`state_dict_generator_config` reads what the tensor shapes and the keys present tell, and takes the rest from the
+defaults of `Generator.__init__` / `MappingNetwork.__init__` / `SynthesisNetwork.__init__` in `training/networks.py`
+(mapping `lr_multiplier` 0.01, `conv_clamp` None, `w_avg_beta` 0.995, `activation` 'lrelu', resample filter
+[1,3,3,1], checked against the stored `resample_filter` buffers). `G_ema` is converted for generation and `D` when
+present; the training copy `G` and `augment_pipe` are not needed for inference and are only recorded. StyleGAN3
+(`networks_stylegan3`) pickles are recognised and refused.
 """
+
+import re
 
 import numpy as np
 
-from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
-from checkpoints_convert.torch_reader import PersistentObject, load_network_pickle
+from checkpoints_convert.keymap import ConversionError, KeyPair, KeyRule, fill_model, leaf_shapes, map_keys, map_pairs
+from checkpoints_convert.torch_reader import PersistentObject, load_network_pickle, load_torch_file
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, abstract_model, channels_by_resolution
 from jaxgan.nn.split import SplitModel
 from jaxgan.ops.upfirdn2d import setup_filter
@@ -95,8 +103,107 @@ def discriminator_config(init_kwargs: dict) -> DiscriminatorConfig:
         resample_filter=tuple(block.get("resample_filter", (1, 3, 3, 1))), activation=activation)
 
 
+def generator_key_pairs(cfg: GeneratorConfig) -> list[KeyPair]:
+    """The official `Generator.state_dict()` of `cfg`, key by key in its order (synthesis, then mapping; within a
+    module its parameters, its buffers, then its children): the names are jaxgan's, the shapes too, and the FIR
+    `resample_filter` buffers (every synthesis block, every SynthesisLayer, each resnet skip) are constants."""
+    fir = setup_filter(cfg.resample_filter)
+
+    def same(*keys):
+        return [KeyPair(key, key) for key in keys]
+
+    def constant(key):
+        return KeyPair(key, None, constant=fir, describe=f"expected setup_filter({list(cfg.resample_filter)})")
+
+    def layer(prefix):  # SynthesisLayer: weight, noise_strength, bias; resample_filter, noise_const; affine
+        noise = cfg.use_noise
+        return (same(f"{prefix}.weight", *[f"{prefix}.noise_strength"] * noise, f"{prefix}.bias")
+                + [constant(f"{prefix}.resample_filter")] + same(*[f"{prefix}.noise_const"] * noise,
+                                                                 f"{prefix}.affine.weight", f"{prefix}.affine.bias"))
+
+    pairs = []
+    for res in cfg.block_resolutions:
+        block = f"synthesis.b{res}"
+        pairs += same(f"{block}.const") if res == 4 else []
+        pairs += [constant(f"{block}.resample_filter")]
+        pairs += [] if res == 4 else layer(f"{block}.conv0")
+        pairs += layer(f"{block}.conv1")
+        if res == cfg.img_resolution or cfg.architecture == "skip":
+            pairs += same(*(f"{block}.torgb.{p}" for p in ("weight", "bias", "affine.weight", "affine.bias")))
+        if res > 4 and cfg.architecture == "resnet":
+            pairs += same(f"{block}.skip.weight") + [constant(f"{block}.skip.resample_filter")]
+    pairs += same("mapping.w_avg") if cfg.w_avg_beta is not None else []
+    pairs += same("mapping.embed.weight", "mapping.embed.bias") if cfg.c_dim else []
+    for idx in range(cfg.mapping_layers):
+        pairs += same(f"mapping.fc{idx}.weight", f"mapping.fc{idx}.bias")
+    return pairs
+
+
+def _present(tensors, pattern: str) -> list[re.Match]:
+    return [m for key in tensors if (m := re.fullmatch(pattern, key))]
+
+
+def state_dict_generator_config(tensors: dict) -> GeneratorConfig:
+    """GeneratorConfig of a bare stylegan2-ada Generator state dict: sizes from the tensor shapes, the architecture
+    from the keys present, everything else the official constructor defaults (see the module docstring)."""
+    try:
+        resolutions = sorted(int(m.group(1)) for m in _present(tensors, r"synthesis\.b(\d+)\.conv1\.weight"))
+        if not resolutions:
+            raise KeyError("synthesis.b4.conv1.weight")
+        img_resolution = resolutions[-1]
+        num_layers = len(_present(tensors, r"mapping\.fc\d+\.weight"))
+        fc0 = tensors["mapping.fc0.weight"]
+        w_dim = tensors[f"mapping.fc{num_layers - 1}.weight"].shape[0]
+        c_dim = tensors["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in tensors else 0
+        embed = tensors["mapping.embed.weight"].shape[0] if c_dim else 0
+        layer_features = fc0.shape[0] if num_layers > 1 else w_dim
+        if _present(tensors, r"synthesis\.b\d+\.skip\.weight"):
+            architecture = "resnet"
+        elif img_resolution > 4 and "synthesis.b4.torgb.weight" not in tensors:
+            architecture = "orig"
+        else:
+            architecture = "skip"
+        return GeneratorConfig(
+            z_dim=fc0.shape[1] - embed, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+            img_channels=tensors[f"synthesis.b{img_resolution}.torgb.weight"].shape[0],
+            channels=tuple(tensors[f"synthesis.b{res}.conv1.weight"].shape[0] for res in resolutions),
+            mapping_layers=num_layers, embed_features=None if embed in (0, w_dim) else embed,
+            layer_features=None if layer_features == w_dim else layer_features,
+            w_avg_beta=0.995 if "mapping.w_avg" in tensors else None, architecture=architecture,
+            use_noise="synthesis.b4.conv1.noise_strength" in tensors)
+    except KeyError as e:
+        raise ConversionError(f"no {e.args[0]!r}: not a stylegan2-ada Generator state dict") from None
+    except ValueError as e:  # e.g. resolutions that are not 4, 8, 16, ...
+        raise ConversionError(f"not a stylegan2-ada Generator state dict: {e}") from None
+
+
+def convert_generator_state_dict(tensors: dict, cfg: GeneratorConfig | None = None) -> SplitModel:
+    """A stylegan2-ada Generator state dict -> SplitModel; `cfg` None: inferred (`state_dict_generator_config`)."""
+    if any(key.startswith("synthesis.input.") for key in tensors):
+        raise ConversionError("a StyleGAN3 (networks_stylegan3) generator: not supported yet; "
+                              "only StyleGAN2 networks can be converted")
+    cfg = state_dict_generator_config(tensors) if cfg is None else cfg
+    abstract = abstract_model(cfg)
+    return fill_model(abstract, map_pairs(tensors, generator_key_pairs(cfg), leaf_shapes(abstract)))
+
+
+INFERRED_CONFIG = ("read from the tensor shapes and the keys present; mapping lr_multiplier 0.01, conv_clamp None, "
+                   "w_avg_beta 0.995, activation lrelu: the defaults of training/networks.py")
+
+
+def convert_generator_file(path) -> tuple[dict[str, SplitModel], dict]:
+    """A torch.save file holding a bare stylegan2-ada Generator state dict (`jaxgan export --layout stylegan2-ada
+    --format pt`, or `torch.save(G.state_dict(), ...)`) -> ({'G': generator}, notes)."""
+    data = load_torch_file(path)
+    if not isinstance(data, dict) or not all(isinstance(v, np.ndarray) for v in data.values()):
+        raise ConversionError(f"{path}: expected a stylegan2-ada Generator state dict (a flat dict of tensors)")
+    return {"G": convert_generator_state_dict(dict(data))}, {"format": "stylegan2-ada-state-dict",
+                                                              "config": INFERRED_CONFIG}
+
+
 def identity_key_map(resample_filter) -> list[KeyRule]:
-    """stylegan2-ada state-dict names are jaxgan's; the FIR `resample_filter` buffers are constants to check."""
+    """Discriminators (read only, never exported): stylegan2-ada state-dict names are jaxgan's; the FIR
+    `resample_filter` buffers are constants to check."""
     expected = setup_filter(resample_filter)
     return [
         KeyRule(r"(.*\.)?resample_filter", None, check=lambda a: a.shape == expected.shape and np.allclose(a, expected),
@@ -114,9 +221,8 @@ def convert_state_dict(class_name: str, init_kwargs: dict, tensors: dict, which:
     if class_name not in ("Generator", "Discriminator"):
         raise ConversionError(f"{which} is a {class_name!r}, expected a Generator or Discriminator")
     if class_name == "Generator":
-        cfg = generator_config(init_kwargs)
-    else:
-        cfg = discriminator_config(init_kwargs)
+        return convert_generator_state_dict(tensors, generator_config(init_kwargs))
+    cfg = discriminator_config(init_kwargs)
     return fill_model(abstract_model(cfg), map_keys(tensors, identity_key_map(cfg.resample_filter)))
 
 

@@ -45,6 +45,11 @@ __all__ = [
     "load_torch_file",
     "load_network_pickle",
     "sniff_format",
+    "zip_first_string",
+    "STORAGE_CLASS_DTYPES",
+    "ZIP_PICKLE",
+    "ZIP_STORAGE_DIR",
+    "ZIP_BYTEORDER",
 ]
 
 
@@ -167,8 +172,9 @@ class _StorageType(typing.NamedTuple):
     dtype: np.dtype
 
 
-_STORAGE_TYPES = {
-    name: _StorageType(np.dtype(dtype))
+# The typed storage classes of module `torch` and their element types (shared with torch_writer).
+STORAGE_CLASS_DTYPES = {
+    name: np.dtype(dtype)
     for name, dtype in [
         ("FloatStorage", "<f4"),
         ("DoubleStorage", "<f8"),
@@ -182,6 +188,7 @@ _STORAGE_TYPES = {
         ("BoolStorage", "?"),
     ]
 }
+_STORAGE_TYPES = {name: _StorageType(dtype) for name, dtype in STORAGE_CLASS_DTYPES.items()}
 # torch.save of a bare untyped storage names this class; its elements are bytes.
 _UNTYPED_STORAGE = _StorageType(np.dtype("u1"))
 
@@ -467,6 +474,11 @@ def _unpickle(stream, allowed, persistent_load=None):
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 _ZIP_MAGIC = b"PK\x03\x04"
+# Records of the zip layout (torch/serialization.py `_save`, caffe2/serialize/inline_container.cc), all under one
+# top-level folder: the object pickle, one record per storage (named by its key), the byte order.
+ZIP_PICKLE = "data.pkl"
+ZIP_STORAGE_DIR = "data/"
+ZIP_BYTEORDER = "byteorder"
 
 
 def _starts_with_legacy_magic(stream) -> bool:
@@ -579,11 +591,12 @@ def _read_legacy_stream(stream):
 def _read_zip_archive(stream):
     """Read a torch >= 1.6 zip archive: ``<folder>/data.pkl`` with storages in ``<folder>/data/<key>``."""
     with zipfile.ZipFile(stream) as archive:
-        pickles = [name for name in archive.namelist() if name == "data.pkl" or name.endswith("/data.pkl")]
+        pickles = [name for name in archive.namelist() if name == ZIP_PICKLE or name.endswith("/" + ZIP_PICKLE)]
         if len(pickles) != 1:
             raise CheckpointError(f"zip archive has {len(pickles)} data.pkl records, a torch.save file has one")
-        prefix = pickles[0][: -len("data.pkl")]
-        if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder") != b"little":
+        prefix = pickles[0][: -len(ZIP_PICKLE)]
+        byteorder = f"{prefix}{ZIP_BYTEORDER}"
+        if byteorder in archive.namelist() and archive.read(byteorder) != b"little":
             raise CheckpointError("big-endian torch.save files are not supported")
         storages: dict[str, np.ndarray] = {}
 
@@ -596,7 +609,7 @@ def _read_zip_archive(stream):
                 raise CheckpointError(f"storage key {key!r} or size {numel!r} is malformed")
             if key not in storages:
                 try:
-                    data = archive.read(f"{prefix}data/{key}")
+                    data = archive.read(f"{prefix}{ZIP_STORAGE_DIR}{key}")
                 except KeyError:
                     raise CheckpointError(f"storage record data/{key} is missing") from None
                 if len(data) < numel * dtype.itemsize:
@@ -644,6 +657,23 @@ def sniff_format(path) -> str:
         if head[:1] == b"\x80":
             return "torch-legacy" if _starts_with_legacy_magic(stream) else "pickle"
     return "unknown"
+
+
+def zip_first_string(path) -> str | None:
+    """The first string in the object pickle of a torch.save zip archive (a state dict's first key), or None.
+
+    Walks the opcodes only (nothing is unpickled), so it can tell kinds of torch files apart by their bytes.
+    """
+    label = os.fspath(path)
+    with open(path, "rb") as stream, _errors_naming(label):
+        with zipfile.ZipFile(stream) as archive:
+            pickles = [name for name in archive.namelist() if name == ZIP_PICKLE or name.endswith("/" + ZIP_PICKLE)]
+            if len(pickles) != 1:
+                return None
+            for opcode, arg, _position in pickletools.genops(io.BytesIO(archive.read(pickles[0]))):
+                if isinstance(arg, str) and "UNICODE" in opcode.name:
+                    return arg
+    return None
 
 
 def load_torch_file(path) -> object:

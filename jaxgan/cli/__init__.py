@@ -10,6 +10,7 @@ from jaxgan.cli.convert import convert_command
 from jaxgan.cli.demo import demo_command
 from jaxgan.cli.drag import drag_command
 from jaxgan.cli.editgan import editgan_group
+from jaxgan.cli.export import export_command
 from jaxgan.cli.generate import generate_command
 from jaxgan.cli.invert import invert_command
 from jaxgan.cli.lpips import lpips_command
@@ -27,6 +28,7 @@ def main():
     Typical use:
       jaxgan demo                                     # the bundled model: a grid of faces and a drag, offline
       jaxgan convert network-snapshot.pkl ffhq        # official .pkl or rosinality .pt -> jaxgan checkpoint
+      jaxgan export ffhq G.pt --format pt             # a (tuned) generator -> official state dict, load_state_dict
       jaxgan generate ffhq --seeds 0-7 --outdir out   # images, batched over all local devices
       jaxgan drag ffhq --seed 0 --points 250,200 --targets 250,260 --outdir dragged   # DragGAN
       jaxgan invert ffhq face.png --lpips lpips-vgg --outdir inverted   # photo -> latent (projector)
@@ -38,6 +40,6 @@ def main():
     """
 
 
-for command in (convert_command, generate_command, drag_command, invert_command, lpips_command, editgan_group,
-                pix2pixhd_command, train_command, serve_command, demo_command):
+for command in (convert_command, export_command, generate_command, drag_command, invert_command, lpips_command,
+                editgan_group, pix2pixhd_command, train_command, serve_command, demo_command):
     main.add_command(command)

@@ -13,8 +13,10 @@ from jaxgan.cli.common import reports_errors
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(SOURCE_KINDS), default="auto", show_default=True,
-              help="Source format. auto looks at the file's bytes: torch.save files (zip or legacy) are rosinality "
-                   "checkpoints, other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
+              help="Source format. auto looks at the file's bytes: safetensors files are `jaxgan export`'s "
+                   "(safetensors), torch.save files whose first key is a stylegan2-ada name are bare Generator state "
+                   "dicts (stylegan2-ada-pt), other torch.save files (zip or legacy) are rosinality checkpoints, "
+                   "other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
                    "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
                    "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory. pix2pixhd "
                    "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E). vgg19 (never "
@@ -43,6 +45,8 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
       - stylegan2-ada-pytorch / stylegan3-repo (StyleGAN2) / DragGAN network pickles (.pkl):
         G_ema is converted for generation, D when present;
       - rosinality stylegan2-pytorch checkpoints (.pt): g_ema with latent_avg, and d when present;
+      - what `jaxgan export` writes: a bare stylegan2-ada Generator state dict (.pt; config from the shapes and the
+        official defaults) or a .safetensors generator (exact config from its metadata);
       - LPIPS v0.1 (vgg), for `jaxgan lpips` and `jaxgan invert` (--kind lpips-vgg): SRC is torchvision's
         vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth), --lin is
         lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity);

@@ -252,7 +252,7 @@ def test_rosinality_unknown_generator_key_is_refused(monkeypatch, pt_contents):
 def test_rosinality_missing_generator_tensor_is_refused(monkeypatch, pt_contents):
     g = _g_ema_copy(pt_contents)
     del g["convs.3.activate.bias"]  # convs.3 = second conv of the 16x16 block
-    with pytest.raises(ConversionError, match=r"missing synthesis\.b16\.conv1\.bias"):
+    with pytest.raises(ConversionError, match=r"missing source keys: convs\.3\.activate\.bias"):
         _convert_dict(monkeypatch, {"g_ema": g, "latent_avg": pt_contents["latent_avg"]})
 
 
