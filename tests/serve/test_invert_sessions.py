@@ -77,8 +77,9 @@ def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     statuses = [wait_done(server.url, c["id"]) for c in created]
     for i, (request, status) in enumerate(zip(requests, statuses)):
         assert status["state"] == "done" and status["step"] == invert.updates_for(request["space"], STEPS)
-        target = target_of(Image.fromarray(images[i % 2]), 32)
         cfg = invert.METHODS[request["space"]][3](steps=STEPS)
+        # the photo read as `jaxgan invert` reads it for that method (w: centre crop, w+: the whole image)
+        target = target_of(Image.fromarray(images[i % 2]), 32, fit=cfg.image_fit)
         want = invert.invert_images(G, lpips, [target], space=request["space"], cfg=cfg, seed=request["seed"])
         latent = np.load(io.BytesIO(http.get(f"{server.url}/api/invert/{status['id']}/latent.npy").content))
         np.testing.assert_allclose(latent, want["ws"][0], atol=1e-4, rtol=0)
