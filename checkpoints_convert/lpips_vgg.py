@@ -24,7 +24,7 @@ import numpy as np
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
 from jaxgan.files import sha256_of
-from jaxgan.models.lpips import VGG16_CONV_INDICES, LPIPSConfig, abstract_model
+from jaxgan.models.lpips import TRUNKS, LPIPSConfig, abstract_model
 from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "LPIPS"
@@ -42,7 +42,7 @@ def _float32(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
-_CONVS = "|".join(str(i) for i in VGG16_CONV_INDICES)
+_CONVS = "|".join(str(i) for i in TRUNKS["vgg"].conv_indices)
 
 VGG16_KEY_MAP = [
     KeyRule(rf"features\.({_CONVS})\.(weight|bias)", r"features.\1.\2", _float32),

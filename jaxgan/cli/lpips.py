@@ -33,19 +33,21 @@ def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
 
     from jaxgan.files import json_text
     from jaxgan.images import load_rgb_pm1
-    from jaxgan.models.lpips import MIN_SIZE, lpips_distances, lpips_pairs
+    from jaxgan.models.lpips import lpips_distances, lpips_pairs
 
     if len(images) < 2:
         raise click.UsageError("give at least two images to compare")
     model = load_lpips(lpips_ckpt)
+    cfg = model.config
     arrays = load_images(images, load_rgb_pm1)
     height, width = arrays[0].shape[:2]
     for path, array in zip(images[1:], arrays[1:]):
         if array.shape[:2] != (height, width):
             raise ValueError(f"{images[0]} is {width}x{height} pixels but {path} is {array.shape[1]}x"
                              f"{array.shape[0]}: LPIPS compares images of the same size (crop or resize first)")
-    if min(height, width) < MIN_SIZE:
-        raise ValueError(f"the images are {width}x{height} pixels; LPIPS (vgg) needs at least {MIN_SIZE}x{MIN_SIZE}")
+    if min(height, width) < cfg.min_size:
+        raise ValueError(f"the images are {width}x{height} pixels; LPIPS ({cfg.net}) needs at least "
+                         f"{cfg.min_size}x{cfg.min_size}")
     pairs = lpips_pairs(len(images), all_pairs)
     distances = lpips_distances(model, np.stack(arrays), pairs, batch_size=batch_size)
     if as_json:

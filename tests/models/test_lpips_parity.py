@@ -125,15 +125,17 @@ def test_inputs_that_are_not_matching_nhwc_rgb_batches_are_refused():
         lpips.lpips_distance(model(), x, jnp.zeros((1, 32, 16, 3)))
     with pytest.raises(ValueError, match="NHWC"):
         lpips.lpips_distance(model(), jnp.zeros((1, 3, 32, 32)), jnp.zeros((1, 3, 32, 32)))
-    with pytest.raises(ValueError, match="at least 16x16"):
+    with pytest.raises(ValueError, match=r"LPIPS \(vgg\) needs images of at least 16x16"):
         lpips.lpips_distance(model(), jnp.zeros((1, 15, 32, 3)), jnp.zeros((1, 15, 32, 3)))
 
 
 
-def test_config_accepts_only_the_implemented_variant():
+def test_config_accepts_only_the_implemented_variants():
     assert lpips.LPIPSConfig() == lpips.LPIPSConfig(net="vgg", version="0.1")
+    assert lpips.LPIPSConfig(net="alex").tap_channels == (64, 192, 384, 256, 256)  # spec §3.2
+    assert lpips.LPIPSConfig().tap_channels == (64, 128, 256, 512, 512)
     with pytest.raises(ValueError, match="net must be one of"):
-        lpips.LPIPSConfig(net="alex")
+        lpips.LPIPSConfig(net="squeeze")
     with pytest.raises(ValueError, match="version must be one of"):
         lpips.LPIPSConfig(version="0.0")
 
