@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxgan.files import atomic_directory, json_text
-from jaxgan.models.kinds import MODEL_KINDS, kind_named, kind_of
+from jaxgan.models.kinds import MODEL_KINDS, canonical_kind, kind_named, kind_of
 from jaxgan.nn.split import SplitModel
 
 SIDECAR = "jaxgan.json"
@@ -90,6 +90,11 @@ def read_sidecar(path) -> dict:
     if sidecar.get("format") != FORMAT or sidecar.get("format_version") != FORMAT_VERSION:
         raise CheckpointFormatError(f"{path}: unsupported checkpoint format {sidecar.get('format')!r} "
                                     f"version {sidecar.get('format_version')!r}")
+    # Kinds renamed since the checkpoint was written ("lpips-vgg" -> "lpips") are read by their current name, so
+    # every comparison with a kind (models_of_kind, load_model) sees one name per kind.
+    for entry in sidecar.get("models", {}).values():
+        if isinstance(entry, dict) and isinstance(entry.get("kind"), str):
+            entry["kind"] = canonical_kind(entry["kind"])
     return sidecar
 
 
@@ -120,8 +125,9 @@ def load_checkpoint(path, names: tuple[str, ...] | None = None) -> tuple[dict[st
 
 
 def models_of_kind(sidecar: dict, kind: str) -> list[str]:
-    """The names of the checkpoint's models of kind `kind`, in stored order."""
-    return [name for name, entry in sidecar["models"].items() if entry.get("kind") == kind]
+    """The names of the checkpoint's models of kind `kind` (a current or legacy name), in stored order."""
+    kind = canonical_kind(kind)
+    return [name for name, entry in sidecar["models"].items() if canonical_kind(entry.get("kind")) == kind]
 
 
 def load_model(path, kind: str = GENERATOR_KIND, *, name: str | None = None, hint: str | None = None) -> SplitModel:
@@ -132,6 +138,7 @@ def load_model(path, kind: str = GENERATOR_KIND, *, name: str | None = None, hin
     another kind under that name; ModelNotFound (a CheckpointFormatError) naming what it holds instead when it has no
     model of the kind. `hint` (e.g. how to make such a checkpoint) ends the message.
     """
+    kind = canonical_kind(kind)
     description = kind_named(kind).description
     sidecar = read_sidecar(path)
     suffix = f"; {hint}" if hint else ""

@@ -124,7 +124,7 @@ def load_lpips(path):
     if not path.is_dir():  # e.g. one of the .pth files themselves
         raise click.ClickException(f"{path} is a file, not a jaxgan LPIPS checkpoint directory. {LPIPS_FILES_HINT}")
     try:
-        return load_model(path, "lpips-vgg")
+        return load_model(path, "lpips")
     except ModelNotFound as e:
         raise click.ClickException(f"{e}. {LPIPS_FILES_HINT}") from None
     except CheckpointFormatError:

@@ -5,6 +5,10 @@ abstract structure (shapes and dtypes, the restore target of `jaxgan.checkpoint`
 one-line summary of a config for `jaxgan convert`. Checkpoint saving and loading, the converters and the CLI all
 read this table; a new family registers here and nowhere else (the pattern of levanter's `register_subclass` and
 big_vision's `models.{name}`: a registry keyed by name, not a chain of isinstance tests).
+
+A kind that was renamed keeps its old name in `LEGACY_KIND_NAMES`, so checkpoints written before the rename still
+load: `canonical_kind` maps an old name to the current one, `kind_named` accepts both, and
+`jaxgan.checkpoint.read_sidecar` rewrites the names it reads.
 """
 
 import dataclasses
@@ -38,7 +42,7 @@ _KINDS = (
               _stylegan2_summary),
     ModelKind("stylegan2-discriminator", stylegan2.DiscriminatorConfig, stylegan2.abstract_model,
               "StyleGAN2 discriminator", _stylegan2_summary),
-    ModelKind("lpips-vgg", lpips.LPIPSConfig, lpips.abstract_model, "LPIPS model",
+    ModelKind("lpips", lpips.LPIPSConfig, lpips.abstract_model, "LPIPS model",
               lambda cfg: f"(LPIPS v{cfg.version}, {cfg.net} trunk)"),
     ModelKind("segbranch", segbranch.SegBranchConfig, segbranch.abstract_model, "segmentation branch",
               lambda cfg: f"({cfg.num_models} classifiers, {cfg.num_classes} classes, {cfg.feature_dim} feature "
@@ -58,12 +62,19 @@ _KINDS = (
 
 MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in _KINDS}
 _BY_CONFIG_CLASS = {kind.config_class: kind for kind in _KINDS}
+# Old stored name -> current name. "lpips-vgg": LPIPS had only the VGG16 trunk; the config now names the trunk.
+LEGACY_KIND_NAMES = {"lpips-vgg": "lpips"}
+
+
+def canonical_kind(name: str) -> str:
+    """The current name of kind `name` (itself unless it is a legacy name); unknown names pass through."""
+    return LEGACY_KIND_NAMES.get(name, name)
 
 
 def kind_named(name: str) -> ModelKind:
-    """The kind stored as `name`; KeyError naming the known kinds otherwise."""
+    """The kind stored as `name` (a current or legacy name); KeyError naming the known kinds otherwise."""
     try:
-        return MODEL_KINDS[name]
+        return MODEL_KINDS[canonical_kind(name)]
     except KeyError:
         raise KeyError(f"unknown model kind {name!r}; known kinds: {', '.join(MODEL_KINDS)}") from None
 

@@ -124,7 +124,7 @@ def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
     unknown = sorted(set(seg) - set(checkpoints))
     if unknown:
         raise ValueError(f"--seg names {unknown}, which are not served models ({sorted(checkpoints)})")
-    lpips = None if lpips_path is None else load_model(lpips_path, "lpips-vgg")
+    lpips = None if lpips_path is None else load_model(lpips_path, "lpips")
     models = {}
     for name, path in checkpoints.items():
         G = load_model(path, "stylegan2-generator", name="G")

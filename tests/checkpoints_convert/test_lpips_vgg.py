@@ -116,7 +116,7 @@ def test_non_float_weights_are_refused_by_name(monkeypatch, files):
 def test_convert_file_round_trip_through_the_checkpoint_keeps_weights_and_distances(tmp_path, converted):
     out = convert_file(fixture_path(VGG), tmp_path / "lpips", kind="lpips-vgg", lin=fixture_path(LIN))
     models, sidecar = checkpoint.load_checkpoint(out)
-    assert sidecar["models"] == {"LPIPS": {"kind": "lpips-vgg", "config": {"net": "vgg", "version": "0.1"}}}
+    assert sidecar["models"] == {"LPIPS": {"kind": "lpips", "config": {"net": "vgg", "version": "0.1"}}}
     assert sidecar["source"]["kind"] == "lpips-vgg" and sidecar["source"]["file"] == VGG
     assert sidecar["source"]["lin"]["file"] == LIN
     loaded, original = models["LPIPS"], converted[0]["LPIPS"]

@@ -1,5 +1,6 @@
 """`jaxgan lpips` and `jaxgan convert --kind lpips-vgg` end to end: the printed distances are the library's
-(`lpips_distance` on the same arrays), pairing, JSON output, notes, and refusals that say which files to get.
+(`lpips_distance` on the same arrays), pairing, JSON output, notes, checkpoints written under the old kind name, and
+refusals that say which files to get.
 
 The LPIPS checkpoint is converted from the fixtures' random VGG16 trunk and the real v0.1 lin weights (distances are
 not perceptual, but the pipeline is the real one). `lpips_checkpoint` and `generator_checkpoint` (tests/helpers.py)
@@ -8,6 +9,7 @@ convert once per worker process and are shared with tests/cli/test_invert.py and
 
 import functools
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -19,7 +21,7 @@ from jaxgan.cli import main
 from jaxgan.cli.common import LPIPS_ENV
 from jaxgan.models.lpips import lpips_pairs
 from jaxgan.images import load_rgb_pm1
-from jaxgan.models.lpips import lpips_distance
+from jaxgan.models.lpips import LPIPSConfig, lpips_distance
 from tests.helpers import FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_checkpoint
 
 
@@ -75,11 +77,11 @@ def lines(result):
 
 def test_convert_lpips_vgg_summarises_the_checkpoint(tmp_path_factory):
     ckpt, result = lpips_checkpoint(tmp_path_factory)
-    assert "LPIPS: lpips-vgg (LPIPS v0.1, vgg trunk)" in result.stdout and f"wrote {ckpt}" in result.stdout
+    assert "LPIPS: lpips (LPIPS v0.1, vgg trunk)" in result.stdout and f"wrote {ckpt}" in result.stdout
     # the fixture's trunk is random, not torchvision's file: say so
     assert "not torchvision's vgg16-397923af.pth" in result.stderr
     sidecar = json.loads((ckpt / "jaxgan.json").read_text())
-    assert sidecar["models"] == {"LPIPS": {"kind": "lpips-vgg", "config": {"net": "vgg", "version": "0.1"}}}
+    assert sidecar["models"] == {"LPIPS": {"kind": "lpips", "config": {"net": "vgg", "version": "0.1"}}}
 
 
 @pytest.mark.parametrize("args,message", [
@@ -130,6 +132,22 @@ def test_first_against_the_others_or_all_pairs(lpips_ckpt, images):
     assert abs(by_pair[str(paths[0]), str(paths[1])] - measured[str(paths[0]), str(paths[1])]) <= 5e-7 + 1e-6
     assert abs(measured[str(images["a"]), str(images["c"])]
                - direct_distance(lpips_ckpt, images["a"], images["c"])) <= 5e-7 + 1e-6
+
+
+def test_a_checkpoint_written_with_the_old_kind_name_still_loads(lpips_ckpt, images, tmp_path):
+    from jaxgan.checkpoint import load_model, models_of_kind, read_sidecar
+    legacy = tmp_path / "legacy"
+    shutil.copytree(lpips_ckpt, legacy)
+    sidecar_path = legacy / "jaxgan.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["models"]["LPIPS"]["kind"] = "lpips-vgg"  # what jaxgan wrote before LPIPS had a second trunk
+    sidecar_path.write_text(json.dumps(sidecar))
+    assert models_of_kind(read_sidecar(legacy), "lpips") == ["LPIPS"]
+    assert load_model(legacy, "lpips").config == load_model(legacy, "lpips-vgg").config == LPIPSConfig()
+    result = run("lpips", "--lpips", legacy, images["a"], images["b"])
+    assert result.exit_code == 0, result.output
+    (_, _, text), = lines(result)
+    assert abs(float(text) - direct_distance(lpips_ckpt, images["a"], images["b"])) <= 5e-7 + 1e-6
 
 
 def test_pairs():

@@ -31,8 +31,17 @@ def test_lookup_by_name_and_by_config():
 
 
 def test_abstract_models_build_for_every_kind():
-    for kind, cfg in [("lpips-vgg", lpips.LPIPSConfig()), ("vgg19-features", vgg19.VGG19Config()),
+    for kind, cfg in [("lpips", lpips.LPIPSConfig()), ("lpips", lpips.LPIPSConfig(net="alex")),
+                      ("vgg19-features", vgg19.VGG19Config()),
                       ("pix2pixhd-encoder", pix2pixhd.Pix2PixHDEncoderConfig()),
                       ("editgan-encoder", encoder.EncoderConfig())]:
         model = kinds.kind_named(kind).abstract_model(cfg)
         assert model.config == cfg
+
+
+def test_renamed_kinds_are_found_by_their_old_name():
+    # "lpips-vgg" was the LPIPS kind's name while VGG16 was its only trunk; checkpoints still carry it
+    assert kinds.kind_of(lpips.LPIPSConfig(net="alex")).name == "lpips"
+    assert kinds.kind_named("lpips-vgg") is kinds.kind_named("lpips")
+    assert kinds.canonical_kind("lpips-vgg") == "lpips" and kinds.canonical_kind("segbranch") == "segbranch"
+    assert not set(kinds.LEGACY_KIND_NAMES) & set(kinds.MODEL_KINDS)  # an old name never shadows a current one

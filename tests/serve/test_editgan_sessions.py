@@ -50,7 +50,7 @@ def models(checkpoints):
     from jaxgan.checkpoint import load_model
     G, S, L = checkpoints
     return (load_model(G, "stylegan2-generator", name="G"), load_model(S, "segbranch"),
-            load_model(L, "lpips-vgg"))
+            load_model(L, "lpips"))
 
 
 def wait_done(url, sid, timeout=600):

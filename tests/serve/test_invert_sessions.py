@@ -69,7 +69,7 @@ def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     from jaxgan.edit import invert
     from jaxgan.images import target_of
     G, images = photos
-    lpips = load_model(lpips_dir, "lpips-vgg")
+    lpips = load_model(lpips_dir, "lpips")
     requests = [{"space": "w", "seed": 3}, {"space": "w+", "seed": 0}, {"space": "w", "seed": 0}]
     created = [http.post(server.url + "/api/invert", json={"model": "demo", "image": png_url(images[i % 2]),
                                                             "steps": STEPS, **r}).json()
@@ -110,7 +110,7 @@ def test_lpips_distance_equals_the_library(server, photos, lpips_dir):
     _, images = photos
     got = http.post(server.url + "/api/lpips", json={"a": png_url(images[0]), "b": png_url(images[1])}).json()
     pm1 = np.stack(images).astype(np.float32) / np.float32(127.5) - 1
-    want = lpips_distances(load_model(lpips_dir, "lpips-vgg"), pm1, [(0, 1)])[0]
+    want = lpips_distances(load_model(lpips_dir, "lpips"), pm1, [(0, 1)])[0]
     assert got["distance"] == pytest.approx(float(want), abs=1e-5)
     other = http.post(server.url + "/api/lpips", json={"a": png_url(images[0]), "b": png_url(images[0][:20])})
     assert other.status_code == 400 and "differ in size" in other.json()["error"]
