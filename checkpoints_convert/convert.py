@@ -8,21 +8,22 @@ network pickle (stylegan2-ada / stylegan3-repo / DragGAN `.pkl`). The output is 
 `jaxgan.checkpoint.save_checkpoint` (temporary directory, then rename) with a sidecar recording the source file's
 SHA-256 and this converter's version.
 
-LPIPS (kind 'lpips-vgg') is never auto-detected: its source is two files, the torchvision VGG16 weights (`src`)
-and the LPIPS lin weights (`lin`), and a VGG16 state dict is a torch file like any other. Neither is the
-segmentation branch (kind 'segbranch'): its source is the ensemble's classifier files, or their directory. Nor is
-pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's; which network a file holds (G, D
-or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the trunk of pix2pixHD's VGG loss), nor
-EditGAN's encoder (kind 'editgan-encoder', a `{'model_state_dict': ...}` file like the classifiers').
+LPIPS (kinds 'lpips-vgg' and 'lpips-alex') is never auto-detected: its source is two files, the torchvision VGG16 or
+AlexNet weights (`src`) and the LPIPS lin weights of the same net (`lin`), and a torchvision state dict is a torch
+file like any other. Neither is the segmentation branch (kind 'segbranch'): its source is the ensemble's classifier
+files, or their directory. Nor is pix2pixHD (kind 'pix2pixhd'): its `.pth` files are torch files like rosinality's;
+which network a file holds (G, D or E) is inferred from its keys. Nor is torchvision's VGG19 (kind 'vgg19', the
+trunk of pix2pixHD's VGG loss), nor EditGAN's encoder (kind 'editgan-encoder', a `{'model_state_dict': ...}` file
+like the classifiers').
 """
 
 import json
 from pathlib import Path
 
-from checkpoints_convert.formats import SOURCE_KINDS, TWO_FILE_KINDS
+from checkpoints_convert.formats import LPIPS_SOURCE_NETS, SOURCE_KINDS, TWO_FILE_KINDS
 from checkpoints_convert.editgan_encoder import convert_editgan_encoder
 from checkpoints_convert.keymap import ConversionError
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from checkpoints_convert.pix2pixhd import convert_pix2pixhd
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.safetensors_file import convert_safetensors, is_safetensors
@@ -79,8 +80,9 @@ def convert_file(src, dst, kind: str = "auto", lin=None, *, label_nc: int | None
                  no_instance: bool | None = None, feat_num: int | None = None) -> Path:
     """Convert `src` into the new checkpoint directory `dst`; returns its absolute path.
 
-    kind 'lpips-vgg': `src` is torchvision's VGG16 state dict and `lin` the LPIPS v0.1 vgg lin-weight file (both
-    required); the checkpoint holds one model, 'LPIPS'. `lin` is refused with any other kind.
+    kind 'lpips-vgg' / 'lpips-alex': `src` is torchvision's VGG16 / AlexNet state dict and `lin` the LPIPS v0.1
+    vgg / alex lin-weight file (both required); the checkpoint holds one model, 'LPIPS'. `lin` is refused with any
+    other kind.
     kind 'pix2pixhd': `src` is a pix2pixHD latest_net_{G,D,E}.pth; the checkpoint holds 'G', 'D' or 'E' (several with
     a netG./netD./netE.-prefixed state dict). label_nc / no_instance / feat_num give the generator's input encoding
     (defaults 35 / False / 0) and are refused with any other kind.
@@ -92,16 +94,14 @@ def convert_file(src, dst, kind: str = "auto", lin=None, *, label_nc: int | None
     encoding = {"label_nc": label_nc, "no_instance": no_instance, "feat_num": feat_num}
     if kind != "pix2pixhd" and any(v is not None for v in encoding.values()):
         raise ValueError("label_nc, no_instance and feat_num only go with kind 'pix2pixhd'")
-    if kind == "segbranch":
-        if lin is not None:
-            raise ValueError("a lin-weight file only goes with kind 'lpips-vgg'")
-        return convert_segbranch_files([src], dst)
-    src = Path(src).resolve()
     if kind in TWO_FILE_KINDS and lin is None:
         raise ValueError(f"kind {kind!r} needs the LPIPS lin-weight file as well (lin=..., CLI --lin)")
     if kind not in TWO_FILE_KINDS and lin is not None:
         raise ValueError(f"a lin-weight file only goes with kind {' or '.join(map(repr, TWO_FILE_KINDS))}, "
                          f"not {kind!r}")
+    if kind == "segbranch":
+        return convert_segbranch_files([src], dst)
+    src = Path(src).resolve()
     files = [src] if lin is None else [src, Path(lin).resolve()]
     for path in files:
         if not path.is_file():
@@ -109,8 +109,8 @@ def convert_file(src, dst, kind: str = "auto", lin=None, *, label_nc: int | None
     if Path(dst).exists():
         raise FileExistsError(f"{Path(dst).resolve()} already exists; choose a new destination or remove it first")
     resolved_kind = detect_kind(src) if kind == "auto" else kind
-    if resolved_kind == "lpips-vgg":
-        models, notes = convert_lpips_vgg(src, files[1])  # its errors name the file(s) at fault
+    if resolved_kind in LPIPS_SOURCE_NETS:
+        models, notes = convert_lpips(src, files[1], LPIPS_SOURCE_NETS[resolved_kind])  # errors name the file(s)
     elif resolved_kind == "pix2pixhd":
         try:
             models, notes = convert_pix2pixhd(src, **encoding)

@@ -4,7 +4,7 @@ Follows pix2pixHD's `Vgg19` (`models/networks.py`, NVIDIA/pix2pixHD@14b3b3c).
 The file is `vgg19().state_dict()` (zip or legacy
 torch.save): `features.{0,2,5,...,34}.{weight,bias}` and the classifier head `classifier.{0,3,6}.*`. The loss reads
 relu1_1 ... relu5_1, so convs 0 ... 28 map 1:1 onto jaxgan's trunk; convs 30, 32, 34 (after relu5_1) and the
-classifier are matched by explicit rules and dropped (listed in the notes), as checkpoints_convert/lpips_vgg.py
+classifier are matched by explicit rules and dropped (listed in the notes), as checkpoints_convert/lpips.py
 does for VGG16's head; any other key is refused. Stage widths are read from the shapes (torchvision's are
 64-128-256-512-512; smaller VGG19-shaped nets convert too), then every shape is checked by the strict fill.
 """

@@ -66,6 +66,11 @@ def assert_refused(result, message, *unwritten, exit_code=1):
 
 FILES_HINT = ("vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth) and "
               "lpips/weights/v0.1/vgg.pth")  # what a refusal for want of an LPIPS checkpoint tells the user to get
+ALEX_FILES_HINT = ("alexnet-owt-7be5be79.pth (https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) and "
+                   "lpips/weights/v0.1/alex.pth")  # the same for LPIPS (alex)
+# The fixtures' LPIPS sources per net: (random torchvision-layout trunk, released v0.1 lin weights)
+LPIPS_FIXTURE_FILES = {"vgg": ("vgg16_random_trunk_fp16.pth", "lpips_v0.1_vgg_lin.pth"),
+                       "alex": ("alexnet_random_trunk.pth", "lpips_v0.1_alex_lin.pth")}
 
 _CONVERTED = {}  # key -> (checkpoint dir, convert result): one conversion per worker process (-n 2 --dist loadfile)
 
@@ -97,6 +102,23 @@ def lpips_checkpoint(tmp_path_factory):
     """
     return convert_once("lpips-vgg", tmp_path_factory, fixture_path("vgg16_random_trunk_fp16.pth"), "--kind",
                         "lpips-vgg", "--lin", fixture_path("lpips_v0.1_vgg_lin.pth"))
+
+
+def lpips_alex_checkpoint(tmp_path_factory):
+    """(checkpoint dir, convert result) of `jaxgan convert ALEXNET.pth DST --kind lpips-alex --lin LIN.pth`: the
+    fixtures' random AlexNet trunk and the real v0.1 alex lin weights (PTI's LPIPS)."""
+    trunk, lin = LPIPS_FIXTURE_FILES["alex"]
+    return convert_once("lpips-alex", tmp_path_factory, fixture_path(trunk), "--kind", "lpips-alex", "--lin",
+                        fixture_path(lin))
+
+
+@functools.cache
+def fixture_lpips(net: str = "vgg"):
+    """The fixtures' LPIPS model of trunk `net` ('vgg' or 'alex') through the library converter, once per process
+    (for tests of what uses LPIPS; the converter itself is tested in tests/checkpoints_convert/test_lpips.py)."""
+    from checkpoints_convert.lpips import convert_lpips
+    trunk, lin = LPIPS_FIXTURE_FILES[net]
+    return convert_lpips(fixture_path(trunk), fixture_path(lin), net)[0]["LPIPS"]
 
 
 def generator_checkpoint(tmp_path_factory):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from checkpoints_convert.formats import SOURCE_KINDS
+from checkpoints_convert.formats import LPIPS_SOURCE_NETS, SOURCE_KINDS, TWO_FILE_KINDS
 from jaxgan.cli.common import reports_errors
 
 
@@ -16,15 +16,16 @@ from jaxgan.cli.common import reports_errors
               help="Source format. auto looks at the file's bytes: safetensors files are `jaxgan export`'s "
                    "(safetensors), torch.save files whose first key is a stylegan2-ada name are bare Generator state "
                    "dicts (stylegan2-ada-pt), other torch.save files (zip or legacy) are rosinality checkpoints, "
-                   "other pickles are network pickles. lpips-vgg (never auto-detected): SRC is "
-                   "torchvision's VGG16 weights and --lin the LPIPS lin weights. segbranch (never auto-detected): "
+                   "other pickles are network pickles. lpips-vgg / lpips-alex (never auto-detected): SRC is "
+                   "torchvision's VGG16 / AlexNet weights and --lin the LPIPS lin weights of the same net. segbranch "
+                   "(never auto-detected): "
                    "SRC is the DatasetGAN / EditGAN classifier files model_N.pth, or their directory. pix2pixhd "
                    "(never auto-detected): SRC is a pix2pixHD latest_net_G.pth (or _D, _E). vgg19 (never "
                    "auto-detected): torchvision's vgg19-dcbb9e9d.pth, the trunk of pix2pixHD's VGG loss. editgan-encoder "
                    "(never auto-detected): EditGAN's encoder checkpoint BEST_loss*.pth.")
 @click.option("--lin", "lin_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="With --kind lpips-vgg (and only then, required): the LPIPS v0.1 lin-weight file "
-                   "lpips/weights/v0.1/vgg.pth (in the lpips pip package, or "
+              help="With --kind lpips-vgg or lpips-alex (and only then, required): the LPIPS v0.1 lin-weight file "
+                   "lpips/weights/v0.1/vgg.pth or alex.pth (in the lpips pip package, or "
                    "github.com/richzhang/PerceptualSimilarity).")
 @click.option("--label-nc", type=click.IntRange(min=0), default=None,
               help="With --kind pix2pixhd: the generator's label classes (one-hot channels; 0: the label map is an "
@@ -50,6 +51,8 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
       - LPIPS v0.1 (vgg), for `jaxgan lpips` and `jaxgan invert` (--kind lpips-vgg): SRC is torchvision's
         vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth), --lin is
         lpips/weights/v0.1/vgg.pth from the lpips package (github.com/richzhang/PerceptualSimilarity);
+      - LPIPS v0.1 (alex), for `jaxgan lpips` (--kind lpips-alex): SRC is torchvision's alexnet-owt-7be5be79.pth
+        (https://download.pytorch.org/models/alexnet-owt-7be5be79.pth), --lin is lpips/weights/v0.1/alex.pth;
       - the DatasetGAN / EditGAN segmentation branch (--kind segbranch), for `jaxgan editgan`: the ensemble's
         pixel-classifier files ({'model_state_dict': ...}, `module.` prefixes), given one by one or as the
         directory holding model_0.pth, model_1.pth, ... (or car_model_N.pth); they are stacked in model order;
@@ -69,14 +72,16 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
     Examples:
       jaxgan convert stylegan2-ffhq-512x512.pkl ffhq512
       jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth
+      jaxgan convert alexnet-owt-7be5be79.pth lpips-alex --kind lpips-alex --lin alex.pth
       jaxgan convert checkpoint/datasetgan_pretrain/classifier car-seg --kind segbranch
       jaxgan convert checkpoints/label2city_1024p/latest_net_G.pth label2city --kind pix2pixhd --label-nc 35
       jaxgan convert BEST_loss2.841871976852417.pth car-encoder --kind editgan-encoder
     """
-    if kind == "lpips-vgg" and lin_file is None:
-        raise click.UsageError("--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth")
-    if kind != "lpips-vgg" and lin_file is not None:
-        raise click.UsageError("--lin only goes with --kind lpips-vgg")
+    if kind in LPIPS_SOURCE_NETS and lin_file is None:
+        raise click.UsageError(f"--kind {kind} needs --lin, the LPIPS lin-weight file "
+                               f"lpips/weights/v0.1/{LPIPS_SOURCE_NETS[kind]}.pth")
+    if kind not in TWO_FILE_KINDS and lin_file is not None:
+        raise click.UsageError(f"--lin only goes with --kind {' or '.join(TWO_FILE_KINDS)}")
     if kind != "pix2pixhd" and (label_nc is not None or no_instance or feat_num is not None):
         raise click.UsageError("--label-nc, --no-instance and --feat-num only go with --kind pix2pixhd")
     if len(sources) > 1 and kind != "segbranch":
@@ -96,10 +101,12 @@ def convert_command(sources: tuple[Path, ...], dst: Path, kind: str, lin_file: P
     for name, entry in sidecar["models"].items():
         click.echo(describe(name, config_from_dict(entry)))
     source = sidecar.get("source", {})
-    if source.get("kind") == "lpips-vgg":
-        if not source.get("vgg_is_torchvision_vgg16_397923af", True):
-            click.echo(f"note: {source.get('file')} is not torchvision's vgg16-397923af.pth; distances will differ "
-                       "from published LPIPS values", err=True)
-        if not source.get("lin", {}).get("released_v0.1_vgg", True):
-            click.echo(f"note: {source['lin'].get('file')} is not the released lpips v0.1 vgg.pth", err=True)
+    if source.get("kind") in LPIPS_SOURCE_NETS:
+        from checkpoints_convert.lpips import SOURCES
+        net = SOURCES[LPIPS_SOURCE_NETS[source["kind"]]]
+        if not source.get(net.trunk_note, True):
+            click.echo(f"note: {source.get('file')} is not torchvision's {net.torchvision_file}; distances will "
+                       "differ from published LPIPS values", err=True)
+        if not source.get("lin", {}).get(net.lin_note, True):
+            click.echo(f"note: {source['lin'].get('file')} is not the released lpips v0.1 {net.net}.pth", err=True)
     click.echo(f"wrote {out}")

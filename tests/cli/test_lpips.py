@@ -1,10 +1,11 @@
-"""`jaxgan lpips` and `jaxgan convert --kind lpips-vgg` end to end: the printed distances are the library's
-(`lpips_distance` on the same arrays), pairing, JSON output, notes, checkpoints written under the old kind name, and
-refusals that say which files to get.
+"""`jaxgan lpips` and `jaxgan convert --kind lpips-vgg / lpips-alex` end to end: the printed distances are the
+library's (`lpips_distance` on the same arrays), pairing, JSON output, notes, checkpoints written under the old kind
+name, and refusals that say which files to get.
 
-The LPIPS checkpoint is converted from the fixtures' random VGG16 trunk and the real v0.1 lin weights (distances are
-not perceptual, but the pipeline is the real one). `lpips_checkpoint` and `generator_checkpoint` (tests/helpers.py)
-convert once per worker process and are shared with tests/cli/test_invert.py and tests/cli/test_editgan.py.
+The LPIPS checkpoints are converted from the fixtures' random VGG16 / AlexNet trunks and the real v0.1 lin weights
+(distances are not perceptual, but the pipeline is the real one). `lpips_checkpoint`, `lpips_alex_checkpoint` and
+`generator_checkpoint` (tests/helpers.py) convert once per worker process and are shared with
+tests/cli/test_invert.py and tests/cli/test_editgan.py.
 """
 
 import functools
@@ -22,7 +23,8 @@ from jaxgan.cli.common import LPIPS_ENV
 from jaxgan.models.lpips import lpips_pairs
 from jaxgan.images import load_rgb_pm1
 from jaxgan.models.lpips import LPIPSConfig, lpips_distance
-from tests.helpers import FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_checkpoint
+from tests.helpers import (FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_alex_checkpoint,
+                           lpips_checkpoint)
 
 
 def run(*args, env=None):
@@ -75,21 +77,25 @@ def lines(result):
     return [line.rsplit(" ", 2) for line in result.stdout.splitlines()]
 
 
-def test_convert_lpips_vgg_summarises_the_checkpoint(tmp_path_factory):
-    ckpt, result = lpips_checkpoint(tmp_path_factory)
-    assert "LPIPS: lpips (LPIPS v0.1, vgg trunk)" in result.stdout and f"wrote {ckpt}" in result.stdout
-    # the fixture's trunk is random, not torchvision's file: say so
-    assert "not torchvision's vgg16-397923af.pth" in result.stderr
+@pytest.mark.parametrize("net,trunk_file", [("vgg", "vgg16-397923af.pth"), ("alex", "alexnet-owt-7be5be79.pth")])
+def test_convert_lpips_summarises_the_checkpoint(tmp_path_factory, net, trunk_file):
+    ckpt, result = (lpips_checkpoint if net == "vgg" else lpips_alex_checkpoint)(tmp_path_factory)
+    assert f"LPIPS: lpips (LPIPS v0.1, {net} trunk)" in result.stdout and f"wrote {ckpt}" in result.stdout
+    # the fixture's trunk is random, not torchvision's file: say so; its lin file is the released one: no note
+    assert f"not torchvision's {trunk_file}" in result.stderr
+    assert "not the released" not in result.stderr
     sidecar = json.loads((ckpt / "jaxgan.json").read_text())
-    assert sidecar["models"] == {"LPIPS": {"kind": "lpips", "config": {"net": "vgg", "version": "0.1"}}}
+    assert sidecar["models"] == {"LPIPS": {"kind": "lpips", "config": {"net": net, "version": "0.1"}}}
+    assert sidecar["source"]["kind"] == f"lpips-{net}"
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--kind", "lpips-vgg"], "--kind lpips-vgg needs --lin"),
-    (["--lin", "{lin}"], "--lin only goes with --kind lpips-vgg"),
-    (["--kind", "rosinality", "--lin", "{lin}"], "--lin only goes with --kind lpips-vgg"),
+    (["--kind", "lpips-vgg"], "--kind lpips-vgg needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/vgg.pth"),
+    (["--kind", "lpips-alex"], "--kind lpips-alex needs --lin, the LPIPS lin-weight file lpips/weights/v0.1/alex.pth"),
+    (["--lin", "{lin}"], "--lin only goes with --kind lpips-vgg or lpips-alex"),
+    (["--kind", "rosinality", "--lin", "{lin}"], "--lin only goes with --kind lpips-vgg or lpips-alex"),
 ])
-def test_convert_lin_goes_with_lpips_vgg_only(tmp_path, args, message):
+def test_convert_lin_goes_with_lpips_only(tmp_path, args, message):
     lin = str(fixture_path("lpips_v0.1_vgg_lin.pth"))
     result = run("convert", fixture_path("vgg16_random_trunk_fp16.pth"), tmp_path / "ck",
                  *[a.replace("{lin}", lin) for a in args])

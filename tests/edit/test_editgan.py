@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.segbranch import convert_segbranch
 from jaxgan import parallel
@@ -29,7 +29,7 @@ from tests.helpers import fixture_path, load_fixture, naive_lpips_vgg, nchw_to_n
 def models():
     G = convert_rosinality(fixture_path("rosinality_G_res64.pt"))[0]["G"]
     S = convert_segbranch([fixture_path("editgan_classifiers_res64")])[0]["S"]
-    L = convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
+    L = convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
     ws = load_fixture("editgan_segbranch_res64.npz")[0]["out/w_plus_trunc"]
     return G, S, L["LPIPS"], ws
 

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from checkpoints_convert.rosinality import convert_rosinality
 from jaxgan import sampling
 from jaxgan.edit import editgan, segtrain
@@ -30,7 +30,7 @@ def luminance_labels(images):
 @pytest.fixture(scope="module")
 def trained():
     G = convert_rosinality(fixture_path("rosinality_G_res64.pt"))[0]["G"]
-    L = convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
+    L = convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
     seeds = [0, 1, 2, 4, 5, 6, 3]  # the last one, the most varied image, is held out for the edit
     ws = np.asarray(stylegan2.mapping(G, sampling.z_from_seeds(seeds, G.config.z_dim), truncation_psi=0.7))
     images = np.asarray(stylegan2.synthesis(G, ws))

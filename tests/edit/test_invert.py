@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from checkpoints_convert.stylegan2_pkl import convert_pickle
 from jaxgan import parallel
 from jaxgan.edit import invert
@@ -26,7 +26,7 @@ from tests.helpers import fixture_path
 @functools.cache
 def models():
     G = convert_pickle(fixture_path("sg2ada_res64.pkl"))[0]["G"]
-    L = convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
+    L = convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0]
     return G, L["LPIPS"], invert.w_statistics(G, samples=2000)
 
 

@@ -27,7 +27,7 @@ import optax
 import pytest
 
 from checkpoints_convert.editgan_encoder import convert_editgan_encoder
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from checkpoints_convert.rosinality import convert_rosinality
 from checkpoints_convert.stylegan2_pkl import convert_pickle
 from jaxgan.edit import invert
@@ -38,7 +38,7 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 @functools.cache
 def lpips():
-    return convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0][
+    return convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))[0][
         "LPIPS"]
 
 

@@ -3,7 +3,7 @@ pair whatever the batch size."""
 
 import numpy as np
 
-from checkpoints_convert.lpips_vgg import convert_lpips_vgg
+from checkpoints_convert.lpips import convert_lpips
 from jaxgan.models import lpips
 from tests.helpers import fixture_path
 
@@ -14,7 +14,7 @@ def test_pairs():
 
 
 def test_batched_distances_equal_one_call_per_pair():
-    models, _ = convert_lpips_vgg(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))
+    models, _ = convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))
     model = models["LPIPS"]
     images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     pairs = lpips.lpips_pairs(4, all_pairs=True)  # 6 pairs: more than the 4 devices, so two chunks at batch 1
