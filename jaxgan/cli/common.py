@@ -15,7 +15,7 @@ import click
 
 from jaxgan.demo import DEMO_NAME, BundledModelMissing, bundled_checkpoint
 from jaxgan.files import atomic_write
-from jaxgan.hints import ENCODER_HINT, LPIPS_ENV, LPIPS_FILES_HINT, SEG_HINT  # noqa: F401 - the commands import them from here
+from jaxgan.hints import ENCODER_HINT, LPIPS_ENV, LPIPS_FILES_HINTS, SEG_HINT  # noqa: F401 - the commands import them from here
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -66,11 +66,17 @@ def outdir_option(help_text: str = "Directory for the outputs (created if missin
     return click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help=help_text)
 
 
-def lpips_option(command):
-    return click.option(
-        "--lpips", "lpips_ckpt", type=click.Path(path_type=Path), envvar=LPIPS_ENV, show_envvar=True,
-        help="The jaxgan LPIPS checkpoint, made by `jaxgan convert vgg16-397923af.pth DST --kind lpips-vgg --lin "
-             "vgg.pth`.")(command)
+LPIPS_HELP = ("The jaxgan LPIPS checkpoint (vgg trunk), made by `jaxgan convert vgg16-397923af.pth DST --kind "
+              "lpips-vgg --lin vgg.pth`.")
+
+
+def lpips_option(command=None, *, help_text: str = LPIPS_HELP):
+    """The --lpips option: `@lpips_option`, or `@lpips_option(help_text=...)` for a command that reads another
+    LPIPS than the vgg one."""
+    if command is None:
+        return functools.partial(lpips_option, help_text=help_text)
+    return click.option("--lpips", "lpips_ckpt", type=click.Path(path_type=Path), envvar=LPIPS_ENV, show_envvar=True,
+                        help=help_text)(command)
 
 
 def seg_option(command):
@@ -113,22 +119,28 @@ def load_generator(ckpt: Path):
     return load_model(ckpt, "stylegan2-generator", name="G")
 
 
-def load_lpips(path):
-    """The LPIPS model of the checkpoint at `path`; a one-line error naming the files to get when there is none."""
+def load_lpips(path, net: str | None = "vgg"):
+    """The LPIPS model of the checkpoint at `path`, with the trunk `net` ('vgg': the projector and the W+ embedding;
+    'alex'; None: either); a one-line error naming the files to get when there is none or its trunk is another."""
     from jaxgan.checkpoint import CheckpointFormatError, ModelNotFound, load_model
+    hint = LPIPS_FILES_HINTS[net or "vgg"]
     if path is None:
-        raise click.ClickException(f"no LPIPS checkpoint given. {LPIPS_FILES_HINT}")
+        raise click.ClickException(f"no LPIPS checkpoint given. {hint}")
     path = Path(path)
     if not path.exists():
-        raise click.ClickException(f"the LPIPS checkpoint {path} does not exist. {LPIPS_FILES_HINT}")
+        raise click.ClickException(f"the LPIPS checkpoint {path} does not exist. {hint}")
     if not path.is_dir():  # e.g. one of the .pth files themselves
-        raise click.ClickException(f"{path} is a file, not a jaxgan LPIPS checkpoint directory. {LPIPS_FILES_HINT}")
+        raise click.ClickException(f"{path} is a file, not a jaxgan LPIPS checkpoint directory. {hint}")
     try:
-        return load_model(path, "lpips")
+        model = load_model(path, "lpips")
     except ModelNotFound as e:
-        raise click.ClickException(f"{e}. {LPIPS_FILES_HINT}") from None
+        raise click.ClickException(f"{e}. {hint}") from None
     except CheckpointFormatError:
-        raise click.ClickException(f"{path} is not a jaxgan LPIPS checkpoint. {LPIPS_FILES_HINT}") from None
+        raise click.ClickException(f"{path} is not a jaxgan LPIPS checkpoint. {hint}") from None
+    if net is not None and model.config.net != net:
+        raise click.ClickException(f"the LPIPS checkpoint {path} has the {model.config.net} trunk; this needs LPIPS "
+                                   f"({net}). {hint}")
+    return model
 
 
 def load_encoder(path):

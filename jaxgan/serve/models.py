@@ -125,6 +125,10 @@ def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
     if unknown:
         raise ValueError(f"--seg names {unknown}, which are not served models ({sorted(checkpoints)})")
     lpips = None if lpips_path is None else load_model(lpips_path, "lpips")
+    if lpips is not None and lpips.config.net != "vgg":  # the projector and EditGAN's losses are LPIPS (vgg)
+        from jaxgan.hints import LPIPS_FILES_HINT
+        raise ValueError(f"the LPIPS checkpoint {lpips_path} has the {lpips.config.net} trunk; inversion and EditGAN "
+                         f"need LPIPS (vgg). {LPIPS_FILES_HINT}")
     models = {}
     for name, path in checkpoints.items():
         G = load_model(path, "stylegan2-generator", name="G")

@@ -1,6 +1,6 @@
 """`jaxgan lpips` and `jaxgan convert --kind lpips-vgg / lpips-alex` end to end: the printed distances are the
-library's (`lpips_distance` on the same arrays), pairing, JSON output, notes, checkpoints written under the old kind
-name, and refusals that say which files to get.
+library's (`lpips_distance` on the same arrays), pairing, JSON output, notes, either trunk, checkpoints written
+under the old kind name, and refusals that say which files to get.
 
 The LPIPS checkpoints are converted from the fixtures' random VGG16 / AlexNet trunks and the real v0.1 lin weights
 (distances are not perceptual, but the pipeline is the real one). `lpips_checkpoint`, `lpips_alex_checkpoint` and
@@ -12,6 +12,7 @@ import functools
 import json
 import shutil
 
+import click
 import jax
 import numpy as np
 import pytest
@@ -19,12 +20,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from jaxgan.cli import main
-from jaxgan.cli.common import LPIPS_ENV
+from jaxgan.cli.common import LPIPS_ENV, load_lpips
 from jaxgan.models.lpips import lpips_pairs
 from jaxgan.images import load_rgb_pm1
 from jaxgan.models.lpips import LPIPSConfig, lpips_distance
-from tests.helpers import (FILES_HINT, assert_refused, fixture_path, generator_checkpoint, lpips_alex_checkpoint,
-                           lpips_checkpoint)
+from tests.helpers import (ALEX_FILES_HINT, FILES_HINT, assert_refused, fixture_path, generator_checkpoint,
+                           lpips_alex_checkpoint, lpips_checkpoint)
 
 
 def run(*args, env=None):
@@ -38,13 +39,19 @@ def lpips_ckpt(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def alex_ckpt(tmp_path_factory):
+    return lpips_alex_checkpoint(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """64x64 crops of two photos, an exact copy, an RGBA copy, and images of other sizes."""
     folder = tmp_path_factory.mktemp("lpips_images")
     astronaut = np.asarray(Image.open(fixture_path("images/astronaut.png")).convert("RGB"))
     chelsea = np.asarray(Image.open(fixture_path("images/chelsea.png")).convert("RGB"))
     arrays = {"a": astronaut[100:164, 200:264], "b": astronaut[300:364, 100:164], "c": chelsea[100:164, 150:214],
-              "small": chelsea[:32, :32], "tiny": chelsea[:8, :8], "tiny2": astronaut[:8, :8]}
+              "small": chelsea[:32, :32], "tiny": chelsea[:8, :8], "tiny2": astronaut[:8, :8],
+              "px30": chelsea[:30, :30], "px30b": astronaut[:30, :30]}
     paths = {}
     for name, array in arrays.items():
         paths[name] = folder / f"{name}.png"
@@ -112,7 +119,7 @@ def test_two_images_print_the_library_distance(lpips_ckpt, images):
     assert (a, b) == (str(images["a"]), str(images["b"]))
     assert text == f"{float(text):.6f}" and abs(float(text) - expected) <= 5e-7 + 1e-6
     doc = json.loads(run("lpips", "--lpips", lpips_ckpt, "--json", images["a"], images["b"]).stdout)
-    assert doc["lpips_checkpoint"] == str(lpips_ckpt)
+    assert doc["lpips_checkpoint"] == str(lpips_ckpt) and doc["net"] == "vgg"
     (pair,) = doc["pairs"]
     assert (pair["a"], pair["b"]) == (str(images["a"]), str(images["b"]))
     assert abs(pair["distance"] - expected) <= 1e-6
@@ -138,6 +145,34 @@ def test_first_against_the_others_or_all_pairs(lpips_ckpt, images):
     assert abs(by_pair[str(paths[0]), str(paths[1])] - measured[str(paths[0]), str(paths[1])]) <= 5e-7 + 1e-6
     assert abs(measured[str(images["a"]), str(images["c"])]
                - direct_distance(lpips_ckpt, images["a"], images["c"])) <= 5e-7 + 1e-6
+
+
+def test_an_alexnet_checkpoint_measures_with_its_trunk(alex_ckpt, lpips_ckpt, images):
+    expected = direct_distance(alex_ckpt, images["a"], images["b"])
+    assert abs(expected - direct_distance(lpips_ckpt, images["a"], images["b"])) > 1e-3  # another network
+    result = run("lpips", "--lpips", alex_ckpt, "--json", images["a"], images["b"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["net"] == "alex" and abs(doc["pairs"][0]["distance"] - expected) <= 1e-6
+    # alex needs 31 px where vgg needs 16: 30 px images are refused by alex only
+    assert_refused(run("lpips", "--lpips", alex_ckpt, images["px30"], images["px30b"]),
+                   "the images are 30x30 pixels; LPIPS (alex) needs at least 31x31")
+    assert run("lpips", "--lpips", lpips_ckpt, images["px30"], images["px30b"]).exit_code == 0
+
+
+def test_commands_that_need_the_vgg_trunk_refuse_an_alexnet_checkpoint(alex_ckpt, lpips_ckpt, images, tmp_path,
+                                                                        tmp_path_factory):
+    # the projector and the W+ embedding are LPIPS (vgg); the refusal comes before any work
+    result = run("invert", generator_checkpoint(tmp_path_factory), images["a"], "--lpips", alex_ckpt, "--outdir",
+                 tmp_path / "out")
+    assert_refused(result, f"the LPIPS checkpoint {alex_ckpt} has the alex trunk; this needs LPIPS (vgg)",
+                   tmp_path / "out")
+    assert FILES_HINT in result.output
+    # and the other way round, for a command that needs LPIPS (alex)
+    with pytest.raises(click.ClickException, match=r"has the vgg trunk; this needs LPIPS \(alex\)") as refused:
+        load_lpips(lpips_ckpt, net="alex")
+    assert ALEX_FILES_HINT in refused.value.message
+    assert load_lpips(alex_ckpt, net="alex").config.net == "alex"
 
 
 def test_a_checkpoint_written_with_the_old_kind_name_still_loads(lpips_ckpt, images, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, lpips_checkpoint
+from tests.helpers import ServerProcess, assert_refused, lpips_alex_checkpoint, lpips_checkpoint
 
 http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
 
@@ -114,3 +114,13 @@ def test_lpips_distance_equals_the_library(server, photos, lpips_dir):
     assert got["distance"] == pytest.approx(float(want), abs=1e-5)
     other = http.post(server.url + "/api/lpips", json={"a": png_url(images[0]), "b": png_url(images[0][:20])})
     assert other.status_code == 400 and "differ in size" in other.json()["error"]
+
+
+def test_an_alexnet_lpips_is_refused_at_start(tmp_path_factory):
+    # the server's inversion (projector, W+ embedding) and EditGAN losses are LPIPS (vgg)
+    from click.testing import CliRunner
+
+    from jaxgan.cli import main
+    alex = lpips_alex_checkpoint(tmp_path_factory)[0]
+    result = CliRunner().invoke(main, ["serve", "demo", "--lpips", str(alex)])
+    assert_refused(result, f"the LPIPS checkpoint {alex} has the alex trunk; inversion and EditGAN need LPIPS (vgg)")
