@@ -61,14 +61,15 @@ def config_from_dict(entry: dict):
         raise CheckpointFormatError(f"bad model entry in {SIDECAR}: {e}") from None
 
 
-def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = None) -> Path:
-    """Write `models` ({name: SplitModel}) and `meta` (JSON-serialisable) to the new directory `path`."""
+def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = None, *, replace: bool = False) -> Path:
+    """Write `models` ({name: SplitModel}) and `meta` (JSON-serialisable) to the new directory `path` (replacing an
+    existing one, once the new one is complete, with `replace`)."""
     path = Path(path).resolve()
     sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "models": {name: config_to_dict(m.config) for name, m in models.items()}, **(meta or {})}
     tree = {name: {"params": nnx.to_pure_dict(m.params), "buffers": nnx.to_pure_dict(m.buffers)}
             for name, m in models.items()}
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, replace=replace) as tmp:
         with ocp.StandardCheckpointer() as checkpointer:
             for name, subtree in tree.items():
                 checkpointer.save(tmp / STATE_DIR / name, subtree)

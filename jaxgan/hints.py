@@ -7,11 +7,13 @@ LPIPS_FILES_HINT = (
     "and lpips/weights/v0.1/vgg.pth (in the lpips pip package, or github.com/richzhang/PerceptualSimilarity); "
     "convert them once with `jaxgan convert vgg16-397923af.pth lpips-vgg --kind lpips-vgg --lin vgg.pth`, then give "
     f"--lpips lpips-vgg (or set {LPIPS_ENV})")
+LPIPS_ALEX_ENV = "JAXGAN_LPIPS_ALEX"
 LPIPS_ALEX_FILES_HINT = (
-    "LPIPS (alex) needs two files: torchvision's alexnet-owt-7be5be79.pth "
+    "LPIPS (alex), PTI's tuning loss, needs two files: torchvision's alexnet-owt-7be5be79.pth "
     "(https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) and lpips/weights/v0.1/alex.pth (in the lpips pip "
     "package, or github.com/richzhang/PerceptualSimilarity); convert them once with `jaxgan convert "
-    "alexnet-owt-7be5be79.pth lpips-alex --kind lpips-alex --lin alex.pth`")
+    "alexnet-owt-7be5be79.pth lpips-alex --kind lpips-alex --lin alex.pth`, then give --lpips-alex lpips-alex (or "
+    f"set {LPIPS_ALEX_ENV})")
 LPIPS_FILES_HINTS = {"vgg": LPIPS_FILES_HINT, "alex": LPIPS_ALEX_FILES_HINT}  # by LPIPSConfig.net
 SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
             "`jaxgan editgan train-seg`")

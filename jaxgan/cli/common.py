@@ -15,7 +15,8 @@ import click
 
 from jaxgan.demo import DEMO_NAME, BundledModelMissing, bundled_checkpoint
 from jaxgan.files import atomic_write
-from jaxgan.hints import ENCODER_HINT, LPIPS_ENV, LPIPS_FILES_HINTS, SEG_HINT  # noqa: F401 - the commands import them from here
+from jaxgan.hints import (ENCODER_HINT, LPIPS_ALEX_ENV, LPIPS_ENV, LPIPS_FILES_HINTS,  # noqa: F401 - the commands
+                          SEG_HINT)  # import them from here
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """`jaxgan invert`: photos into latents (stylegan2-ada-pytorch's projector, or EditGAN's W+ embedding, optionally
-started from EditGAN's encoder), by `jaxgan.edit.invert.invert_images`; outputs by `jaxgan.edit.invert_outputs`."""
+started from EditGAN's encoder), by `jaxgan.edit.invert.invert_images`, outputs by `jaxgan.edit.invert_outputs`; or
+with `--method pti` into a pivot latent and a tuned generator each, by `jaxgan.edit.pti.pti_images`, outputs by
+`jaxgan.edit.pti_outputs`."""
 
 from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, encoder_options, load_encoder, load_generator, load_images, load_lpips,
-                               lpips_option, outdir_option, plural, progress, reports_errors, write_files)
+from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, encoder_options, load_encoder, load_generator,
+                               load_images, load_lpips, lpips_option, outdir_option, plural, progress,
+                               reports_errors, write_files)
 from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
+from jaxgan.edit.pti import PTIConfig
+
+METHODS = ("latent", "pti")
 
 
 @click.command("invert")
@@ -24,6 +30,30 @@ from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
                    f"{ProjectorConfig.steps} for w (projector.py), {EmbedConfig.steps} for w+ (EditGAN's command "
                    "line)]")
 @encoder_options
+@click.option("--method", type=click.Choice(METHODS), default="latent", show_default=True,
+              help="latent: optimise the latent only (the method of --space). pti: pivotal tuning (PTI, "
+                   "danielroich/PTI): find a pivot latent (--space w: PTI's W projector, --space w+: the W+ "
+                   "embedding), then tune a copy of the generator on each photo at its pivot; writes NAME_G/, "
+                   "the tuned generator, beside the usual files.")
+@click.option("--lpips-alex", "lpips_alex_ckpt", type=click.Path(path_type=Path), envvar=LPIPS_ALEX_ENV,
+              show_envvar=True,
+              help="With --method pti: LPIPS with the AlexNet trunk (PTI's tuning loss), made by `jaxgan convert "
+                   "alexnet-owt-7be5be79.pth DST --kind lpips-alex --lin alex.pth`.")
+@click.option("--pivot", "pivot_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --method pti: start tuning from this latent (.npy, (num_ws, w_dim) or (w_dim,); a W latent "
+                   "of any layer count, such as PTI's 18-row pivots, is used on the generator's layers) and skip "
+                   "the pivot search. Once per image, in order.")
+@click.option("--pivot-steps", type=click.IntRange(min=1), default=None,
+              help=f"With --method pti: steps of the pivot search.  [default: {PTIConfig.pivot_steps} (PTI's "
+                   "first_inv_steps)]")
+@click.option("--tune-steps", type=click.IntRange(min=1), default=None,
+              help=f"With --method pti: most tuning steps; tuning stops early once LPIPS-AlexNet reaches "
+                   f"{PTIConfig.lpips_threshold}.  [default: {PTIConfig.tune_steps} (PTI's max_pti_steps)]")
+@click.option("--locality", is_flag=True, default=False,
+              help="With --method pti: add PTI's locality regulariser (alpha "
+                   f"{PTIConfig.locality_alpha:g}, {PTIConfig.locality_mse_weight:g} MSE + "
+                   f"{PTIConfig.locality_lpips_weight:g} LPIPS-AlexNet between the tuned and the original "
+                   "generator away from the pivot), which keeps edits near the photo working.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
               help="Key of the projector's random numbers (initial noise maps, w jitter): image i (0-based, in "
                    "command-line order) uses fold_in(key(SEED), i), whatever the batches. The W+ embedding is "
@@ -34,8 +64,8 @@ from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
 @click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
               help="Optimisation steps run inside one compiled call (fewer host round trips).")
 @reports_errors
-def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, seed, outdir, batch_size,
-                   steps_per_call):
+def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, method, lpips_alex_ckpt,
+                   pivot_files, pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call):
     """Invert photos IMAGES into latents of the generator of checkpoint CKPT (GAN inversion).
 
     Each method reads the photos as its official code does: for --space w each image is centre-cropped to a square
@@ -50,12 +80,27 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     NAME_noise.npz (the optimised noise maps the reconstruction uses); plus invert.json with each image's final
     LPIPS, MSE and PSNR, the settings and the file names.
 
+    With --method pti (PTI's settings: the pivot from its W projector, 450 steps at lr 0.01 from the mean of 600
+    mapped z; tuning with Adam 3e-4 on MSE + LPIPS-AlexNet, at most 350 steps, stopping at LPIPS 0.06) each image
+    NAME gets NAME_ws.npy (the pivot), NAME_G/ (the tuned generator: `jaxgan generate NAME_G --ws NAME_ws.npy`,
+    `jaxgan drag NAME_G --ws NAME_ws.npy ...`), NAME_recon.png (tuned), NAME_pivot.png (the pivot on the original
+    generator), NAME_target.png, NAME_compare.png (target | pivot | tuned) and NAME_loss.png (tuning losses);
+    invert.json has LPIPS (vgg), MSE and PSNR before and after tuning.
+
     \b
     Examples:
       jaxgan invert ffhq face.png --lpips lpips-vgg --outdir inverted
       jaxgan invert ffhq a.png b.png --lpips lpips-vgg --space w+ --steps 200 --outdir embedded
       jaxgan invert car car.png --lpips lpips-vgg --space w+ --encoder car-encoder --steps 100 --outdir embedded
+      jaxgan invert ffhq face.png --lpips lpips-vgg --method pti --lpips-alex lpips-alex --outdir tuned
     """
+    if method == "pti":
+        return _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips_alex_ckpt, pivot_files,
+                    pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call)
+    for name, given in (("--pivot", bool(pivot_files)), ("--pivot-steps", pivot_steps is not None),
+                        ("--tune-steps", tune_steps is not None), ("--locality", locality)):
+        if given:
+            raise click.UsageError(f"{name} goes with --method pti")
     if encoder_ckpt is not None and space != "w+":
         raise click.UsageError("--encoder goes with --space w+ (EditGAN's embedding)")
     if encoder_bn is not None and encoder_ckpt is None:
@@ -93,3 +138,85 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     for line in lines:
         click.echo(line)
     click.echo(f"wrote {plural(len(images), 'inversion')} and {invert_outputs.SUMMARY_NAME} to {outdir}")
+
+
+def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips_alex_ckpt, pivot_files,
+         pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call):
+    """`jaxgan invert --method pti`: pivots, tuning, files and one checkpoint per image."""
+    if steps is not None:
+        raise click.UsageError("with --method pti, give --pivot-steps and --tune-steps instead of --steps")
+    if pivot_files and (pivot_steps is not None or encoder_ckpt is not None):
+        raise click.UsageError("--pivot skips the pivot search: --pivot-steps and --encoder do not apply")
+    if pivot_files and len(pivot_files) != len(images):
+        raise click.UsageError(f"{len(pivot_files)} --pivot files for {plural(len(images), 'image')}: give one per "
+                               "image")
+    if encoder_ckpt is not None and space != "w+":
+        raise click.UsageError("--encoder goes with --space w+ (the W+ embedding pivot)")
+    if encoder_bn is not None and encoder_ckpt is None:
+        raise click.UsageError("--encoder-bn goes with --encoder")
+    import numpy as np
+
+    from jaxgan import parallel
+    from jaxgan.checkpoint import save_checkpoint
+    from jaxgan.edit import pti, pti_outputs
+    from jaxgan.images import load_image
+
+    lpips = load_lpips(lpips_ckpt)
+    lpips_alex = load_lpips(lpips_alex_ckpt, net="alex")
+    G = load_generator(ckpt)
+    encoder = load_encoder(encoder_ckpt)
+    overrides = {"pivot_space": space, "locality": locality}
+    overrides.update({"pivot_steps": pivot_steps} if pivot_steps is not None else {})
+    overrides.update({"tune_steps": tune_steps} if tune_steps is not None else {})
+    cfg = PTIConfig(**overrides)
+    if encoder is not None:
+        from jaxgan.edit.invert import check_encoder
+        check_encoder(G, encoder)
+        if encoder_bn is not None:
+            click.echo("note: --encoder-bn keeps the embedding's default with --method pti", err=True)
+    pivots = None
+    if pivot_files:
+        pivots = []
+        for path in pivot_files:
+            try:
+                pivots.append(pti.pivot_of(G, np.load(path, allow_pickle=False)))
+            except (ValueError, OSError) as e:
+                raise click.ClickException(f"{path}: {e}") from None
+    gcfg = G.config
+    targets = load_images(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels,
+                                                          fit=cfg.image_fit))
+    memory = pti.tuning_memory_per_image(G, lpips_alex, cfg)
+    fits = pti.images_per_device(memory["total"])
+    if fits is not None and fits < batch_size:
+        click.echo(f"note: tuning takes about {memory['total'] / 2 ** 20:.0f} MiB per image; the batch is capped "
+                   f"at {fits} per device", err=True)
+        batch_size = fits
+    batches = -(-len(targets) // (batch_size * parallel.local_device_count()))
+    pivot_updates = 0 if pivots is not None else (cfg.pivot_steps if space == "w" else cfg.pivot_steps - 1)
+    label = f"PTI on {plural(len(targets), 'image')} (pivot: {'given' if pivots is not None else space})"
+    with progress((pivot_updates + cfg.tune_steps) * batches, label) as bar:
+        result = pti.pti_images(G, lpips, lpips_alex, targets, cfg=cfg, seed=seed, pivots=pivots, encoder=encoder,
+                                batch_size=batch_size, steps_per_call=steps_per_call,
+                                on_progress=lambda k, phase: bar.update(k))
+        bar.update(bar.length - bar.pos)  # tuning that stopped early skips its remaining steps
+
+    settings = {"method": "pti", "pivot": "given" if pivots is not None else space, "seed": seed,
+                "batch_size": batch_size, "steps_per_call": steps_per_call, "config": cfg,
+                "memory_per_image_bytes": memory["total"],
+                "encoder": None if encoder_ckpt is None else str(encoder_ckpt),
+                "pivot_files": [str(Path(p).resolve()) for p in pivot_files]}
+    files, generators, lines = pti_outputs.pti_files(images, targets, result, checkpoint=ckpt,
+                                                     lpips_checkpoint=lpips_ckpt,
+                                                     lpips_alex_checkpoint=lpips_alex_ckpt, settings=settings)
+    summary = files.pop(pti_outputs.SUMMARY_NAME)
+    write_files(outdir, files)
+    try:
+        for i, (name, meta) in enumerate(generators.items()):
+            save_checkpoint(outdir / name, {"G": pti.tuned_generator(G, result, i)}, meta, replace=True)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the tuned generators: {e}") from None
+    write_files(outdir, {pti_outputs.SUMMARY_NAME: summary})  # last: its presence means the run completed
+    for line in lines:
+        click.echo(line)
+    click.echo(f"wrote {plural(len(images), 'pivot')}, {plural(len(images), 'tuned generator')} and "
+               f"{pti_outputs.SUMMARY_NAME} to {outdir}")
