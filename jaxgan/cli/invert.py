@@ -185,12 +185,15 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
     gcfg = G.config
     targets = load_images(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels,
                                                           fit=cfg.image_fit))
-    memory = pti.tuning_memory_per_image(G, lpips_alex, cfg)
-    fits = pti.images_per_device(memory["total"])
-    if fits is not None and fits < batch_size:
-        click.echo(f"note: tuning takes about {memory['total'] / 2 ** 20:.0f} MiB per image; the batch is capped "
-                   f"at {fits} per device", err=True)
-        batch_size = fits
+    # On a device with an allocator limit, the batch is capped by XLA's memory analysis of one image's step (a
+    # compilation of its own); on the CPU only the state's size is recorded.
+    limit = pti.device_memory_limit()
+    memory = pti.tuning_memory_per_image(G, lpips_alex, cfg, temporaries=limit is not None)
+    if limit is not None:
+        fits = pti.images_per_device(memory["total"], limit)
+        click.echo(f"note: tuning takes about {memory['total'] / 2 ** 20:.0f} MiB per image"
+                   + (f"; the batch is capped at {fits} per device" if fits < batch_size else ""), err=True)
+        batch_size = min(batch_size, fits)
     batches = -(-len(targets) // (batch_size * parallel.local_device_count()))
     pivot_updates = 0 if pivots is not None else (cfg.pivot_steps if space == "w" else cfg.pivot_steps - 1)
     label = f"PTI on {plural(len(targets), 'image')} (pivot: {'given' if pivots is not None else space})"
@@ -202,7 +205,7 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
 
     settings = {"method": "pti", "pivot": "given" if pivots is not None else space, "seed": seed,
                 "batch_size": batch_size, "steps_per_call": steps_per_call, "config": cfg,
-                "memory_per_image_bytes": memory["total"],
+                "memory_per_image_bytes": memory,
                 "encoder": None if encoder_ckpt is None else str(encoder_ckpt),
                 "pivot_files": [str(Path(p).resolve()) for p in pivot_files]}
     files, generators, lines = pti_outputs.pti_files(images, targets, result, checkpoint=ckpt,

@@ -71,6 +71,14 @@ class PTIConfig:
         if self.pivot_space not in PIVOT_SPACES:
             raise ValueError(f"pivot_space must be one of {PIVOT_SPACES}, got {self.pivot_space!r}")
 
+    def tuning_only(self) -> "PTIConfig":
+        """This config with the pivot settings at their defaults: the key of the compiled tuning programs, which do
+        not depend on how the pivot was found (so runs that differ only there share one compilation)."""
+        defaults = PTIConfig()
+        return dataclasses.replace(self, pivot_space=defaults.pivot_space, pivot_steps=defaults.pivot_steps,
+                                   pivot_learning_rate=defaults.pivot_learning_rate,
+                                   pivot_w_avg_samples=defaults.pivot_w_avg_samples, image_fit=defaults.image_fit)
+
     def pivot_config(self):
         """The pivot method's config: PTI's projector settings, or the W+ embedding with `pivot_steps`."""
         if self.pivot_space == "w":
@@ -293,7 +301,7 @@ def tune(G: SplitModel, lpips_alex: SplitModel, targets, pivots, *, cfg: PTIConf
     losses, done = [], 0
     while done < cfg.tune_steps:
         k = min(steps_per_call, cfg.tune_steps - done)
-        states_p, rows = _batched_tune_steps(cfg, mesh, k)(shared, (targets_p, pivots_p, states_p))
+        states_p, rows = _batched_tune_steps(cfg.tuning_only(), mesh, k)(shared, (targets_p, pivots_p, states_p))
         losses.append(np.asarray(rows)[:count])
         done += k
         if on_progress is not None:
@@ -312,30 +320,36 @@ def tune(G: SplitModel, lpips_alex: SplitModel, targets, pivots, *, cfg: PTIConf
 # Memory per image and the batch it allows
 
 
-def tuning_memory_per_image(G: SplitModel, lpips_alex: SplitModel, cfg: PTIConfig | None = None) -> dict:
-    """XLA's memory analysis of one image's compiled tuning step: bytes of its state (parameters and Adam moments,
-    in and out) and of the step's temporaries; `total` is what each further image in a batch adds, about."""
+def tuning_memory_per_image(G: SplitModel, lpips_alex: SplitModel, cfg: PTIConfig | None = None, *,
+                            temporaries: bool = True) -> dict:
+    """Bytes one image's tuning needs: `state` (its synthesis parameters and their Adam moments), `temp` (XLA's
+    memory analysis of the compiled one-image step; None with temporaries=False, which skips that compilation) and
+    `total` = twice the state (the step's input and its new copy) plus the temporaries: about what each further
+    image in a batch adds."""
     cfg = PTIConfig() if cfg is None else cfg
     gcfg = G.config
     state = jax.eval_shape(lambda: tune_init(G, jax.random.key(0)))
-    target = jax.ShapeDtypeStruct((gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels), jnp.float32)
-    pivot = jax.ShapeDtypeStruct((gcfg.num_ws, gcfg.w_dim), jnp.float32)
-    step = jax.jit(lambda s, t, w: tune_step(G, lpips_alex, t, w, s, cfg))
-    analysis = step.lower(state, target, pivot).compile().memory_analysis()
-    state_bytes = sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(state))
-    temp = int(analysis.temp_size_in_bytes) if analysis is not None else 0
-    # The state lives once (donated or replaced per call) plus its new copy during the step.
-    return {"state": int(state_bytes), "temp": temp, "total": int(2 * state_bytes + temp)}
+    state_bytes = int(sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(state)))
+    temp = None
+    if temporaries:
+        target = jax.ShapeDtypeStruct((gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels), jnp.float32)
+        pivot = jax.ShapeDtypeStruct((gcfg.num_ws, gcfg.w_dim), jnp.float32)
+        step = jax.jit(lambda s, t, w: tune_step(G, lpips_alex, t, w, s, cfg))
+        analysis = step.lower(state, target, pivot).compile().memory_analysis()
+        temp = int(analysis.temp_size_in_bytes) if analysis is not None else None
+    return {"state": state_bytes, "temp": temp, "total": 2 * state_bytes + (temp or 0)}
 
 
-def images_per_device(per_image_bytes: int, device=None, fraction: float = 0.8) -> int | None:
-    """How many images' tuning fit on `device` (default: the first local one) in `fraction` of its memory, by the
-    allocator's limit; None where the backend reports none (the CPU)."""
+def device_memory_limit(device=None) -> int | None:
+    """The allocator's byte limit of `device` (default: the first local one); None where the backend reports none
+    (the CPU)."""
     device = jax.local_devices()[0] if device is None else device
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    limit = (stats or {}).get("bytes_limit")
-    if not limit:
-        return None
+    return (stats or {}).get("bytes_limit") or None
+
+
+def images_per_device(per_image_bytes: int, limit: int, fraction: float = 0.8) -> int:
+    """How many images' tuning fit in `fraction` of a device's memory `limit` (at least one)."""
     return max(1, int(fraction * limit) // max(per_image_bytes, 1))
 
 
