@@ -18,4 +18,4 @@ LPIPS_FILES_HINTS = {"vgg": LPIPS_FILES_HINT, "alex": LPIPS_ALEX_FILES_HINT}  # 
 SEG_HINT = ("convert classifier files with `jaxgan convert DIR DST --kind segbranch` or train one with "
             "`jaxgan editgan train-seg`")
 ENCODER_HINT = ("convert EditGAN's encoder with `jaxgan convert BEST_loss*.pth DST --kind editgan-encoder` or train "
-                "one with `jaxgan train-encoder CKPT --out DST`")
+                "one with `jaxgan train-encoder CKPT --out RUN` (the encoder: RUN/encoder)")

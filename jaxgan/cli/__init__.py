@@ -17,6 +17,7 @@ from jaxgan.cli.lpips import lpips_command
 from jaxgan.cli.pix2pixhd import pix2pixhd_command
 from jaxgan.cli.serve import serve_command
 from jaxgan.cli.train import train_command
+from jaxgan.cli.train_encoder import train_encoder_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,10 +37,11 @@ def main():
       jaxgan editgan seg car --seg car-seg --seeds 0-3 --outdir seg    # EditGAN (also edit, apply, train-seg)
       jaxgan pix2pixhd label2city --labels L.png --inst I.png --outdir out   # pix2pixHD labels -> image
       jaxgan train toyfaces32 --out runs/faces        # train a StyleGAN2
+      jaxgan train-encoder car --images cars --lpips lpips-vgg --out runs/enc   # EditGAN's encoder
       jaxgan serve demo                               # HTTP API: batched drag sessions, generation
     """
 
 
 for command in (convert_command, export_command, generate_command, drag_command, invert_command, lpips_command,
-                editgan_group, pix2pixhd_command, train_command, serve_command, demo_command):
+                editgan_group, pix2pixhd_command, train_command, train_encoder_command, serve_command, demo_command):
     main.add_command(command)

@@ -318,6 +318,9 @@ def encode_train(E: SplitModel, images):
     """Train mode: (W+ [N, num_ws, w_dim], E with its BatchNorm running statistics updated as PyTorch does:
     momentum 0.1, unbiased batch variance). Differentiable in E.params and images."""
     images = _check_images(E, images, "batch")
-    module = E.module()
+    # Fresh buffer Variables, made at the current trace level: under jit + grad the given ones belong to an outer
+    # trace, and NNX refuses to update a Variable of another trace level in place.
+    buffers = jax.tree_util.tree_map(lambda x: x, E.buffers)
+    module = SplitModel(E.graphdef, E.params, buffers).module()
     ws, _ = module(images, "update")
     return ws, split(module)

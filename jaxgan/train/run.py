@@ -113,7 +113,12 @@ def save_state(out: Path, state: TrainState) -> Path:
 
 
 def load_state(path: Path, cfg: TrainConfig) -> TrainState:
-    abstract = abstract_state(cfg)
+    return restore_state(path, abstract_state(cfg))
+
+
+def restore_state(path: Path, abstract):
+    """The training state saved by `save_state` in `path`, restored onto the structure of `abstract` (shapes and
+    dtypes, e.g. from `jax.eval_shape`) on the first local device; a RunError when the stored leaves differ."""
     leaves, paths, treedef = _leaves(abstract)
     stored = json.loads((path / "paths.json").read_text())
     if stored != paths:
