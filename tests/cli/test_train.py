@@ -3,6 +3,7 @@ compilation (the training itself is covered by tests/train/test_stylegan2.py).""
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from jaxgan.cli import main
@@ -36,6 +37,7 @@ def test_bad_runs_are_refused_in_one_line(tmp_path):
     assert_refused(run("train", config, "--out", tmp_path / "d"), "toyfaces are drawn at", tmp_path / "d")
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_a_short_run_takes_every_option_and_writes_a_network_that_generates(tmp_path):
     """The tiny preset from a config file that turns the regularisers and style mixing off (only the Gmain and Dmain
     phases compile: about a minute of CPU instead of two; tests/train/test_stylegan2.py trains with them) and sets

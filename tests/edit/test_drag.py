@@ -69,6 +69,7 @@ def test_batched_sharded_sessions_equal_each_session_alone():
     np.testing.assert_array_equal(finals[3].w, sessions[3].w)
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_several_steps_per_call_equal_one_step_per_call():
     G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)

@@ -196,6 +196,7 @@ def test_refinement_loss_of_apply_and_refine_matches_the_official_formula(models
     np.testing.assert_allclose(result["losses"][0, 0], expected, rtol=5e-6)  # measured 5e-7
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_batched_sharded_optimisation_equals_one_at_a_time(models):
     """Two refinements with different regions (so different padding) batched on 2 devices vs each alone.
 

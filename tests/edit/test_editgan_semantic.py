@@ -40,6 +40,7 @@ def trained():
     return G, S, L["LPIPS"], ws[-1:], labels[-1:]
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_edit_towards_bright_brightens_the_region_and_keeps_the_rest(trained):
     G, S, L, ws, labels = trained
     region = np.zeros((1, 64, 64), bool)

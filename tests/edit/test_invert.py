@@ -56,6 +56,7 @@ def run(space, steps, mesh_devices=2, count=2):
                          mesh=mesh)
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_w_plus_embedding_reconstructs_generated_images():
     result = run("w+", 25)
     lpips0, mse0 = start_errors("w+")
@@ -70,6 +71,7 @@ def test_w_plus_embedding_reconstructs_generated_images():
     assert np.all(np.diff(windows, axis=1) < 0)
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_projector_lowers_lpips_and_keeps_unit_noise():
     result = run("w", 25)
     lpips0, _ = start_errors("w")
@@ -84,7 +86,8 @@ def test_projector_lowers_lpips_and_keeps_unit_noise():
         np.testing.assert_allclose(n.std(axis=(1, 2)), 1, atol=1e-4)
 
 
-@pytest.mark.parametrize("space", ["w", "w+"])
+# w+ is a longer check that CI skips (`pytest -m slow` runs it)
+@pytest.mark.parametrize("space", ["w", pytest.param("w+", marks=pytest.mark.slow)])
 def test_batched_sharded_equals_one_at_a_time(space):
     both = run(space, 4, mesh_devices=4)  # 2 images on 4 devices: padded
     G, L, stats = models()

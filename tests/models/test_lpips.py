@@ -2,6 +2,7 @@
 pair whatever the batch size."""
 
 import numpy as np
+import pytest
 
 from checkpoints_convert.lpips import convert_lpips
 from jaxgan.models import lpips
@@ -13,6 +14,7 @@ def test_pairs():
     assert lpips.lpips_pairs(3, all_pairs=True) == [(0, 1), (0, 2), (1, 2)]
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_batched_distances_equal_one_call_per_pair():
     models, _ = convert_lpips(fixture_path("vgg16_random_trunk_fp16.pth"), fixture_path("lpips_v0.1_vgg_lin.pth"))
     model = models["LPIPS"]

@@ -64,6 +64,7 @@ def wait_done(url, sid, timeout=180):
     return asyncio.run(poll())
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     from jaxgan.checkpoint import load_model
     from jaxgan.edit import invert

@@ -113,6 +113,7 @@ def test_generate_gives_the_images_and_ws_of_the_library(server, demo_G):
     assert again["images"] == body["images"]
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_sixteen_concurrent_clients_each_match_their_solo_drag(server, demo_G):
     jobs = [{"seed": i % 5, "points": [[12 + i % 7, 10 + i % 5]], "targets": [[12 + i % 7, 6 + i % 3]],
              "max_steps": 25 + i} for i in range(16)]

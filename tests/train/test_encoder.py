@@ -118,6 +118,7 @@ def test_real_step_terms_are_the_official_formula(G, E, lpips):
     check_first_adam_step(E, new_E, cfg.lr)
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_without_lpips_the_lpips_terms_are_dropped(G, E):
     cfg = TINY
     _, _, terms = te.sampling_step(E, te.init_optimizer(E, cfg), G, None, jax.random.key(7), cfg)
