@@ -1,7 +1,6 @@
 """EditGAN's encoder training: the losses and the two optimiser steps of one iteration.
 
-Follows `train_encoder.py:164-341` of nv-tlabs/editGAN_release@fef9ab8 (config `encoder_car.json`), as
-specified in specs/editgan.md section 3.2:
+Follows `train_encoder.py:164-341` of nv-tlabs/editGAN_release@fef9ab8 (config `encoder_car.json`):
 
 * Real step (`:213-236`): a batch of real images x in [-1, 1] is encoded, w = E(x), rendered back, x' = G(w), and
   the loss is 10 LPIPS(x', x) + 1 MSE(x', x) on the images mapped to [0, 1] (LPIPS with normalize=True). It is
