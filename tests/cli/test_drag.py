@@ -116,6 +116,7 @@ def test_drag_continues_from_the_written_latent(official, official_run, tmp_path
     assert summary["start"] == {"ws": str(official_run["out"] / "drag_ws.npy")}
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_jobs_match_single_sessions(official, official_run, tmp_path):
     """Three jobs with different starts, point counts, masks, spaces and step budgets run as one batched program,
     each giving the trace of the same session run alone."""

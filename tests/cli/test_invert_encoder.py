@@ -42,6 +42,7 @@ def test_one_step_writes_the_official_encoder_latent(checkpoints, tmp_path):
     assert doc["settings"]["updates"] == 0 and doc["settings"]["encoder"] == str(E)
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_a_short_run_adds_the_encoder_term_and_improves(checkpoints, tmp_path):
     G, E, L = checkpoints
     result = run("invert", G, fixture_path(PHOTO), "--lpips", L, "--space", "w+", "--encoder", E, "--steps", 4,

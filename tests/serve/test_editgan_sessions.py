@@ -63,6 +63,7 @@ def wait_done(url, sid, timeout=600):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_segment_edit_and_apply_equal_the_library(server, models):
     from jaxgan.edit import editgan, editgan_outputs
     G, S, L = models
