@@ -34,11 +34,14 @@ from jaxgan.models import stylegan2
 from jaxgan.models.encoder import encode_train
 from jaxgan.models.lpips import lpips_distance
 from jaxgan.nn.split import SplitModel
+from jaxgan.train.settings import JsonSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class EncoderTrainConfig:
+class EncoderTrainConfig(JsonSettings):
     """The official settings (`encoder_car.json`, `train_encoder.py`)."""
+
+    SETTINGS_NAME = "encoder training settings"
 
     lr: float = 3e-5                      # encoder_car.json:6
     betas: tuple[float, float] = (0.9, 0.999)  # torch.optim.Adam defaults
@@ -62,17 +65,6 @@ class EncoderTrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.train_real_start_epochs < 0:
             raise ValueError(f"train_real_start_epochs must be at least 0, got {self.train_real_start_epochs}")
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EncoderTrainConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise ValueError(f"unknown encoder training settings {unknown}; known: {sorted(fields)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def trains_real(cfg: EncoderTrainConfig, epoch: int) -> bool:

@@ -47,15 +47,18 @@ from jaxgan.data import toyfaces
 from jaxgan.models import stylegan2
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig
 from jaxgan.nn.split import SplitModel
+from jaxgan.train.settings import JsonSettings
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonSettings):
     """Everything that defines a training run; the defaults are stylegan2-ada-pytorch's (`train.py` and
     StyleGAN2Loss) except the small network widths. Lengths of `g_channels` / `d_channels`: one per resolution
     4, 8, ..., resolution."""
+
+    SETTINGS_NAME = "training settings"
 
     resolution: int = 64
     g_channels: tuple[int, ...] = (128, 128, 128, 64, 32)
@@ -117,17 +120,6 @@ class TrainConfig:
         return DiscriminatorConfig(c_dim=0, img_resolution=self.resolution, img_channels=3,
                                    channels=tuple(self.d_channels), conv_clamp=self.conv_clamp,
                                    mbstd_group_size=self.mbstd_group_size)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(fields)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def lazy_adam(lr: float, betas, eps: float, reg_interval: int | None) -> optax.GradientTransformation:
