@@ -40,6 +40,7 @@ from jaxgan.loops import scan_steps
 from jaxgan.models import encoder as encoder_model
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import stylegan2
+from jaxgan.nn.leaves import replace_selected, selected_leaves, selected_names
 from jaxgan.nn.split import SplitModel
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -124,30 +125,23 @@ def lpips_between(lpips: SplitModel, a, b):
 # The synthesis noise buffers as optimisation variables
 
 
-def _is_noise_buffer(path) -> bool:
-    return any(getattr(entry, "key", None) == "noise_const" or getattr(entry, "name", None) == "noise_const"
-               for entry in path)
+def _is_noise_buffer(parts) -> bool:
+    return "noise_const" in parts
 
 
 def noise_buffers(G: SplitModel) -> list:
     """The generator's constant noise maps, in a fixed order (one [H, W] array per synthesis layer)."""
-    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(G.buffers)[0] if _is_noise_buffer(path)]
+    return selected_leaves(G.buffers, _is_noise_buffer)
 
 
 def noise_buffer_names(G: SplitModel) -> list[str]:
     """Dotted names ('synthesis.b8.conv0.noise_const') of `noise_buffers(G)`, in the same order."""
-    def part(entry):
-        return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
-    return [".".join(part(e) for e in path if part(e) != "value")
-            for path, _ in jax.tree_util.tree_flatten_with_path(G.buffers)[0] if _is_noise_buffer(path)]
+    return selected_names(G.buffers, _is_noise_buffer)
 
 
 def with_noise(G: SplitModel, noise: list) -> SplitModel:
     """G with its noise maps replaced (functionally): what `noise_mode='const'` synthesis then uses."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(G.buffers)
-    it = iter(noise)
-    buffers = jax.tree_util.tree_unflatten(treedef, [next(it) if _is_noise_buffer(p) else leaf for p, leaf in leaves])
-    return dataclasses.replace(G, buffers=buffers)
+    return dataclasses.replace(G, buffers=replace_selected(G.buffers, _is_noise_buffer, noise))
 
 
 def noise_regularization(noise: list):

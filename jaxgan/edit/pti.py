@@ -41,6 +41,7 @@ from jaxgan.edit import invert
 from jaxgan.loops import scan_steps
 from jaxgan.models import lpips as lpips_model
 from jaxgan.models import stylegan2
+from jaxgan.nn.leaves import replace_selected, selected_leaves, selected_names
 from jaxgan.nn.split import SplitModel
 
 PIVOT_SPACES = ("w", "w+")
@@ -95,33 +96,23 @@ def loss_names(locality: bool) -> tuple[str, ...]:
 # The synthesis parameters as the tuned variables
 
 
-def _is_synthesis(path) -> bool:
-    first = path[0]
-    return getattr(first, "key", getattr(first, "name", None)) == "synthesis"
-
-
-def _dotted(path) -> str:
-    def part(entry):
-        return str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry))))
-    return ".".join(part(e) for e in path if part(e) != "value")
+def _is_synthesis(parts) -> bool:
+    return parts[0] == "synthesis"
 
 
 def synthesis_params(G: SplitModel) -> list:
     """The generator's synthesis parameters, in a fixed order: what tuning changes."""
-    return [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(G.params)[0] if _is_synthesis(path)]
+    return selected_leaves(G.params, _is_synthesis)
 
 
 def synthesis_param_names(G: SplitModel) -> list[str]:
     """Dotted names ('synthesis.b4.const', the official state-dict names) of `synthesis_params(G)`."""
-    return [_dotted(path) for path, _ in jax.tree_util.tree_flatten_with_path(G.params)[0] if _is_synthesis(path)]
+    return selected_names(G.params, _is_synthesis)
 
 
 def with_synthesis_params(G: SplitModel, params: list) -> SplitModel:
     """G with its synthesis parameters replaced (functionally); mapping and buffers stay G's."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(G.params)
-    it = iter(params)
-    new = jax.tree_util.tree_unflatten(treedef, [next(it) if _is_synthesis(p) else leaf for p, leaf in leaves])
-    return dataclasses.replace(G, params=new)
+    return dataclasses.replace(G, params=replace_selected(G.params, _is_synthesis, params))
 
 
 def tuned_generator(G: SplitModel, result: dict, i: int) -> SplitModel:
