@@ -241,9 +241,9 @@ def _batched_tune_init():
 
 
 @functools.cache
-def _batched_metrics():
+def _batched_metrics(per_image_params: bool):
     def metrics(G0, lpips, lpips_alex, params, pivots, targets):
-        images = jax.vmap(lambda p, w: render(G0, p, w), in_axes=(0, 0))(params, pivots)
+        images = jax.vmap(lambda p, w: render(G0, p, w), in_axes=(0 if per_image_params else None, 0))(params, pivots)
         shown = jnp.clip(images, -1, 1)  # as the PNG shows it (invert.finish's rule)
         dist = invert.lpips_between(lpips, shown, targets)
         dist_alex = invert.lpips_between(lpips_alex, shown, targets)
@@ -257,10 +257,13 @@ METRICS = ("lpips", "lpips_alex", "mse", "psnr")
 
 def reconstruction_metrics(G0: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, params, pivots,
                            targets) -> dict:
-    """`images` [N, H, W, C] of the generators with per-image synthesis `params` (leaves with a leading N axis) at
-    the pivots [N, num_ws, w_dim], and (`METRICS`) their `lpips` (VGG, as the other inversion methods report it),
-    `lpips_alex` (the tuning loss's), `mse` (on [0, 1] images) and `psnr` against the targets."""
-    images, dist, dist_alex, mse = (np.asarray(a) for a in _batched_metrics()(
+    """`images` [N, H, W, C] of the generators with per-image synthesis `params` (leaves with a leading N axis; None:
+    G0's own for every image) at the pivots [N, num_ws, w_dim], and (`METRICS`) their `lpips` (VGG, as the other
+    inversion methods report it), `lpips_alex` (the tuning loss's), `mse` (on [0, 1] images) and `psnr` against the
+    targets."""
+    per_image = params is not None
+    params = params if per_image else synthesis_params(G0)
+    images, dist, dist_alex, mse = (np.asarray(a) for a in _batched_metrics(per_image)(
         G0, lpips, lpips_alex, params, jnp.asarray(pivots), jnp.asarray(targets)))
     return {"images": images, "lpips": dist, "lpips_alex": dist_alex, "mse": mse,
             "psnr": -10 * np.log10(np.maximum(mse, 1e-12))}
@@ -373,8 +376,9 @@ def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets
                steps_per_call: int = 1, devices=None, on_progress: Callable[[int, str], None] | None = None) -> dict:
     """PTI on any number of targets ([H, W, C] float32 in [-1, 1] each): the pivot of each (PTI's projector, the W+
     embedding, started from EditGAN's `encoder` when one is given, or the given `pivots` [N, num_ws, w_dim]), then
-    the tuning, `batch_size` images per device at a time. `lpips` is LPIPS-VGG (the pivot's distance, and the reported metrics), `lpips_alex` LPIPS-AlexNet (the
-    tuning loss). Image i's random numbers come from `invert.image_keys(seed, [i])` whatever batch it is in.
+    the tuning, `batch_size` images per device at a time. `lpips` is LPIPS-VGG (the pivot's distance, and the
+    reported metrics), `lpips_alex` LPIPS-AlexNet (the tuning loss). Image i's random numbers come from
+    `invert.image_keys(seed, [i])` whatever batch it is in.
 
     Returns numpy arrays: `ws` [N, num_ws, w_dim] (the pivots), `params` (per-image tuned synthesis parameters,
     lists of [N, ...]; `tuned_generator` makes a model of one), `images` [N, H, W, C] (tuned reconstructions),
@@ -416,8 +420,7 @@ def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets
                      keys=jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), mesh=mesh,
                      steps_per_call=steps_per_call, on_progress=progress)
         part.update(tuned)
-        original = [np.broadcast_to(np.asarray(p), (len(batch), *p.shape)) for p in synthesis_params(G)]
-        part["before"] = reconstruction_metrics(G, lpips, lpips_alex, original, part["ws"], batch_targets)
+        part["before"] = reconstruction_metrics(G, lpips, lpips_alex, None, part["ws"], batch_targets)
         part["after"] = reconstruction_metrics(G, lpips, lpips_alex, tuned["params"], part["ws"], batch_targets)
         parts.append(part)
 
