@@ -323,6 +323,28 @@ def jitted_drag_step():
 # `jaxgan serve`, started as a user starts it: a subprocess on loopback
 
 
+def png_data_url(pixels, mode=None) -> str:
+    """uint8 pixels [H, W] or [H, W, C] as a `data:image/png;base64,...` URL (how clients upload images)."""
+    import base64
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, np.uint8), mode).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def png_pixels(data) -> np.ndarray:
+    """The pixels of a PNG: its bytes, or a `data:image/png;base64,...` URL (what the server sends back)."""
+    import base64
+    import io
+
+    from PIL import Image
+    if isinstance(data, str):
+        data = base64.b64decode(data.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:

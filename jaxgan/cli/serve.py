@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import CHECKPOINT, LPIPS_ENV, reports_errors
+from jaxgan.cli.common import CHECKPOINT, LPIPS_ALEX_ENV, LPIPS_ENV, reports_errors
 from jaxgan.demo import BUNDLED_DIR, DEMO_NAME
 from jaxgan.serve.config import ServeConfig
 
@@ -34,6 +34,10 @@ def model_names(first: Path, others: tuple) -> dict:
 @click.argument("models", nargs=-1, metavar="[NAME=CKPT]...")
 @click.option("--lpips", "lpips_ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar=LPIPS_ENV,
               show_envvar=True, help="LPIPS checkpoint (`jaxgan convert ... --kind lpips-vgg`); enables inversion.")
+@click.option("--lpips-alex", "lpips_alex_ckpt", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar=LPIPS_ALEX_ENV, show_envvar=True,
+              help="LPIPS (alex) checkpoint (`jaxgan convert ... --kind lpips-alex`); with --lpips enables PTI "
+                   "inversion (the tuned generator is then served as a model of its own).")
 @click.option("--seg", "seg_entries", multiple=True, metavar="NAME=SEG_CKPT",
               help="EditGAN segmentation branch of model NAME (repeatable); with --lpips enables EditGAN editing.")
 @click.option("--host", default=DEFAULTS.host, show_default=True,
@@ -56,16 +60,18 @@ def model_names(first: Path, others: tuple) -> dict:
 @click.option("--warmup", is_flag=True, help="Compile and time every batch size at start (slower start, no "
                                                "compile pauses later).")
 @reports_errors
-def serve_command(ckpt, models, lpips_ckpt, seg_entries, host, port, token, insecure, cors_origins, max_sessions, session_ttl,
-                  max_batch, max_steps, max_points, warmup):
+def serve_command(ckpt, models, lpips_ckpt, lpips_alex_ckpt, seg_entries, host, port, token, insecure, cors_origins,
+                  max_sessions, session_ttl, max_batch, max_steps, max_points, warmup):
     """Serve the generator of CKPT (and NAME=CKPT ...) over HTTP: DragGAN sessions batched into one compiled step,
-    generation, with --lpips inversion, and with --seg EditGAN segmentation and editing. Clients name models; they
+    generation, with --lpips inversion (with --lpips-alex too, PTI), and with --seg EditGAN segmentation and
+    editing. Clients name models; they
     never send paths.
 
     \b
     Examples:
       jaxgan serve demo                                  # http://127.0.0.1:8000, API docs at /docs
       jaxgan serve ffhq cats=afhqcat --lpips lpips-vgg --warmup
+      jaxgan serve ffhq --lpips lpips-vgg --lpips-alex lpips-alex   # photo upload by PTI
       jaxgan serve car --seg car=car-seg --lpips lpips-vgg      # EditGAN
       JAXGAN_TOKEN=secret jaxgan serve ffhq --host 0.0.0.0
     """
@@ -85,5 +91,6 @@ def serve_command(ckpt, models, lpips_ckpt, seg_entries, host, port, token, inse
             raise click.BadParameter(f"{entry!r} is not NAME=SEG_CKPT for a served model ({', '.join(names)})",
                                      param_hint="--seg")
         seg[name] = CHECKPOINT.convert(path, None, None)
-    loaded = load_models(names, lpips_path=lpips_ckpt, seg=seg, max_points=max_points)
+    loaded = load_models(names, lpips_path=lpips_ckpt, lpips_alex_path=lpips_alex_ckpt, seg=seg,
+                         max_points=max_points)
     serve(Engine(loaded, cfg), cfg)

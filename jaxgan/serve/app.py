@@ -67,8 +67,11 @@ class DragRequest(Strict):
 class InvertRequest(Strict):
     model: str
     image: str
-    space: Literal["w", "w+"] = "w"
-    steps: int | None = Field(default=None, ge=1)
+    method: Literal["latent", "pti"] = "latent"  # pti: the latent (pivot), then the generator tuned on the photo
+    space: Literal["w", "w+"] = "w"               # the latent's space (PTI: its pivot's)
+    steps: int | None = Field(default=None, ge=1)  # latent only
+    pivot_steps: int | None = Field(default=None, ge=0)  # pti only
+    tune_steps: int | None = Field(default=None, ge=0)   # pti only
     seed: int = Field(default=0, ge=0, lt=2 ** 32)
 
 
@@ -253,7 +256,7 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/models")
     async def models():
-        return [model.describe() for model in engine.models.values()]
+        return [model.describe() for model in engine.served_models()]
 
     @app.get("/api/stats")
     async def stats():
@@ -406,20 +409,30 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     # -- inversion sessions ---------------------------------------------------------------------------------------
 
-    def target_of(model_name: str, value: str, space: str) -> np.ndarray:
-        from jaxgan.edit.invert import METHODS
+    def target_of(model_name: str, value: str, fit: str) -> np.ndarray:
         from jaxgan.images import target_of as load_target
         g = engine.model(model_name).G.config
         image = uploads.image_from_url(value, "the image", cfg.max_image_pixels)
-        fit = METHODS[space][3].image_fit if space in METHODS else "crop"  # an unknown space is refused next
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a dropped alpha channel is what the command line does too
             return load_target(image, g.img_resolution, g.img_channels, "the image", fit=fit)
 
     @app.post("/api/invert", status_code=201)
     async def create_invert(body: InvertRequest):
-        target = await asyncio.to_thread(target_of, body.model, body.image, body.space)
-        return await call(engine.create_invert, body.model, target, body.space, body.steps, body.seed)
+        from jaxgan.edit.invert import METHODS
+        if body.method == "latent":
+            if body.pivot_steps is not None or body.tune_steps is not None:
+                raise ValueError("pivot_steps and tune_steps go with method 'pti'; a latent inversion takes steps")
+            target = await asyncio.to_thread(target_of, body.model, body.image, METHODS[body.space][3].image_fit)
+            return await call(engine.create_invert, body.model, target, body.space, body.steps, body.seed)
+        from jaxgan.edit.pti import PTIConfig
+        if body.steps is not None:
+            raise ValueError("a PTI inversion takes pivot_steps and tune_steps, not steps")
+        pti_cfg = PTIConfig(pivot_space=body.space, **{k: v for k, v in (("pivot_steps", body.pivot_steps),
+                                                                          ("tune_steps", body.tune_steps))
+                                                         if v is not None})
+        target = await asyncio.to_thread(target_of, body.model, body.image, pti_cfg.image_fit)
+        return await call(engine.create_pti, body.model, target, pti_cfg, body.seed)
 
     @app.get("/api/invert/{sid}/latent.npy")
     async def invert_latent(sid: str):

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxgan.hints import LPIPS_FILES_HINT
-from jaxgan.serve import drag_sessions, editgan_sessions, invert_sessions
+from jaxgan.serve import drag_sessions, editgan_sessions, invert_sessions, pti_sessions
 from jaxgan.serve.batcher import Batcher
 from jaxgan.serve.config import ServeConfig
 from jaxgan.serve.models import ServedModel, generation_rows, generation_runner, lpips_runner
@@ -72,7 +72,8 @@ class Engine:
         self._ending.set_result(None)
         self.ticks = 0
         self.tick_seconds = 0.0
-        self._w_stats: dict[str, tuple] = {}
+        self._w_stats: dict[tuple, tuple] = {}  # (model, samples) -> the projector's (w_avg, w_std)
+        self._derived: dict[str, str] = {}  # derived model name -> id of the session that made it
 
     # -- start and stop -------------------------------------------------------------------------------------------
 
@@ -240,9 +241,12 @@ class Engine:
                     session.finish(FAILED, "failed", f"the step failed: {str(error).splitlines()[0][:300]}")
                     continue
                 event = session.after_step(out)
+                if session.phase_change():
+                    pool.release(session)
+                    session.begin_next_phase(self.models[session.model])
                 if session.state != RUNNING:
                     pool.release(session)
-                    session.on_end(self.models[session.model])
+                    self._ended(session)
                 if event is not None:
                     event["last"] = session.state != RUNNING
                     session.publish(event)
@@ -259,6 +263,27 @@ class Engine:
                                    self.devices)
         return self.pools[key]
 
+    def _ended(self, session: Session) -> None:
+        """A session stopped running: its result, and the model it made (served from now on)."""
+        model = self.models[session.model]
+        session.on_end(model)
+        derived = session.derived_model(model)
+        if derived is not None and derived.name not in self.models:
+            self.models[derived.name] = derived
+            self._derived[derived.name] = session.id
+            log.info("session %s: serving its tuned generator as %s", session.id, derived.name)
+
+    def _drop_unused_models(self) -> None:
+        """Forget derived models whose session is gone and that no live session uses (with their pools)."""
+        for name, owner in list(self._derived.items()):
+            if owner in self.sessions or any(s.model == name for s in self.sessions.values()):
+                continue
+            self._derived.pop(name)
+            self.models.pop(name, None)
+            self.pools = {key: pool for key, pool in self.pools.items() if key[1] != name}
+            self._w_stats = {key: v for key, v in self._w_stats.items() if key[0] != name}
+            log.info("model %s: no longer served (its session and every session using it are gone)", name)
+
     def _leave(self, session: Session) -> None:
         """Bring a session's item up to date before it stops or is read (it may sit in a stacked batch)."""
         pool = self.pools.get(session.pool_key)
@@ -270,6 +295,7 @@ class Engine:
             if session.idle_for(now) > self.cfg.session_ttl:
                 log.info("session %s expired", sid)
                 self._remove(session, "expired")
+        self._drop_unused_models()
 
     def _remove(self, session: Session, reason: str) -> None:
         self._leave(session)
@@ -277,13 +303,16 @@ class Engine:
         if session.state == RUNNING:
             session.state = STOPPED
         session.publish({"type": "end", **session.status(), "stop_reason": reason, "deleted": True})
+        self._drop_unused_models()
 
     # -- session operations (each runs on the engine thread through `call`) ---------------------------------------
 
     def model(self, name: str) -> ServedModel:
-        if name not in self.models:
-            raise UnknownModel(f"unknown model {name!r}; this server has {sorted(self.models)}")
-        return self.models[name]
+        model = self.models.get(name)  # one read: the web side may call this while a PTI session changes the table
+        if model is None:
+            raise UnknownModel(f"unknown model {name!r}; this server has "
+                               f"{sorted(m.name for m in self.served_models())}")
+        return model
 
     def session(self, sid: str, kind: str | None = None) -> Session:
         session = self.sessions.get(sid)
@@ -317,19 +346,43 @@ class Engine:
         self.sessions[session.id] = session
         return session.status()
 
+    def w_statistics(self, model: ServedModel, samples: int | None = None) -> tuple:
+        """The projector's (w_avg, w_std) of a model, computed once per sample count."""
+        from jaxgan.edit.invert import w_statistics
+        key = (model.name, samples)
+        if key not in self._w_stats:
+            self._w_stats[key] = w_statistics(model.G) if samples is None else w_statistics(model.G, samples=samples)
+        return self._w_stats[key]
+
     def create_invert(self, model_name: str, target: np.ndarray, space: str, steps: int | None, seed: int) -> dict:
         model = self.model(model_name)
         if model.lpips is None:
             raise NoLPIPS(model.hints()["invert"])
         self._admit()
-        if model_name not in self._w_stats:
-            from jaxgan.edit.invert import w_statistics
-            self._w_stats[model_name] = w_statistics(model.G)
-        session = invert_sessions.InvertSession(model, target, space, steps, seed, self._w_stats[model_name])
+        session = invert_sessions.InvertSession(model, target, space, steps, seed, self.w_statistics(model))
         if session.updates > self.cfg.max_steps:
             raise ValueError(f"{session.updates} steps are over this server's cap of {self.cfg.max_steps}")
         if session.state != RUNNING:
             session.on_end(model)
+        self.sessions[session.id] = session
+        return session.status()
+
+    def create_pti(self, model_name: str, target: np.ndarray, cfg, seed: int) -> dict:
+        """A PTI session (`pti_sessions`): cfg is the `PTIConfig` (pivot space and steps, tuning steps)."""
+        model = self.model(model_name)
+        if model.lpips is None or model.lpips_alex is None:
+            raise NoLPIPS(model.hints()["pti"])
+        for name, steps in (("pivot_steps", cfg.pivot_steps), ("tune_steps", cfg.tune_steps)):
+            if steps > self.cfg.max_steps:
+                raise ValueError(f"{name} {steps} is over this server's cap of {self.cfg.max_steps}")
+        self._admit()
+        # PTI's projector draws its own 600-sample statistics; its W+ pivot is the embedding's (10,000 samples)
+        w_stats = self.w_statistics(model, cfg.pivot_w_avg_samples if cfg.pivot_space == "w" else None)
+        session = pti_sessions.PTISession(model, target, cfg, seed, w_stats)
+        if session.phase_change():  # no pivot steps: tuning starts from the initial latent
+            session.begin_next_phase(model)
+        if session.state != RUNNING:
+            self._ended(session)
         self.sessions[session.id] = session
         return session.status()
 
@@ -400,6 +453,15 @@ class Engine:
         if session.result is None:
             raise SessionStateError(f"the inversion is {session.state}; its result exists once it is done")
         return session.result
+
+    def tuned_generator(self, sid: str):
+        """(tuned G, the model it was tuned from) of a finished PTI session."""
+        session = self.session(sid, "invert")
+        if getattr(session, "method", None) != "pti":
+            raise SessionStateError(f"session {sid!r} is not a PTI inversion")
+        if session.tuned_model is None:
+            raise SessionStateError(f"the PTI inversion is {session.state}; its generator exists once it is done")
+        return self.models[session.tuned_model].G, self.models[session.model]
 
     def status_of(self, sid: str, kind: str | None = None) -> dict:
         """A session's status, read on the engine thread (between steps, so it is consistent)."""
@@ -482,6 +544,15 @@ class Engine:
 
     # -- reports --------------------------------------------------------------------------------------------------
 
+    def served_models(self) -> list[ServedModel]:
+        """The models now served, read from the web side (PTI sessions add and remove models on the engine thread:
+        a copy of the table, retried if it changed meanwhile)."""
+        while True:
+            try:
+                return list(self.models.values())
+            except RuntimeError:
+                continue
+
     def health(self) -> dict:
         # Read from the web side without waiting for the engine (it may be compiling): a copy of the table, retried
         # if the engine changed it meanwhile.
@@ -492,7 +563,7 @@ class Engine:
             except RuntimeError:
                 continue
         return {"status": "ok" if self._accepting else "stopping", "backend": jax.default_backend(),
-                "devices": len(self.devices), "models": sorted(self.models),
+                "devices": len(self.devices), "models": sorted(m.name for m in self.served_models()),
                 "sessions": {"live": len(sessions), "capacity": self.capacity,
                              "running": sum(s.state == RUNNING for s in sessions)},
                 "limits": {"max_steps": self.cfg.max_steps, "max_points": self.cfg.max_points,

@@ -1,8 +1,9 @@
 """The models a server holds, loaded once at start, and the stateless programs it runs on them.
 
 Clients name models; they never send paths. Each `ServedModel` is a generator with its checkpoint's sidecar (for
-the drag settings it recommends), optionally an LPIPS network (shared by all models, for inversion) and what the
-model can do (`capabilities`).
+the drag settings it recommends), optionally the LPIPS networks (shared by all models: vgg for inversion, alex for
+PTI) and what the model can do (`capabilities`). A PTI session adds the generator it tuned as a model of its own
+(`derived_from` names the model it came from) for as long as it or a session using it lives.
 """
 
 import dataclasses
@@ -28,10 +29,14 @@ class ServedModel:
     max_points: int
     lpips: SplitModel | None = None
     seg: SplitModel | None = None  # EditGAN's segmentation branch for this generator
+    lpips_alex: SplitModel | None = None  # PTI's tuning loss (with lpips: PTI inversion)
+    derived_from: str | None = None  # a PTI-tuned generator: the served model it was tuned from
 
     @property
     def capabilities(self) -> list[str]:
         caps = ["generate", "drag"] + (["invert", "lpips"] if self.lpips is not None else [])
+        if self.lpips is not None and self.lpips_alex is not None:
+            caps.append("pti")
         if self.seg is not None:
             caps += ["segment"] + (["editgan"] if self.lpips is not None else [])
         return caps
@@ -47,10 +52,13 @@ class ServedModel:
 
     def hints(self) -> dict:
         """{capability: how to turn it on} for what this model cannot do yet (the editor shows these)."""
-        from jaxgan.hints import LPIPS_FILES_HINT, SEG_HINT
+        from jaxgan.hints import LPIPS_ALEX_FILES_HINT, LPIPS_FILES_HINT, SEG_HINT
         out = {}
         if self.lpips is None:
             out["invert"] = f"Inversion needs an LPIPS network: restart jaxgan serve with --lpips. {LPIPS_FILES_HINT}"
+        if self.lpips is None or self.lpips_alex is None:
+            out["pti"] = ("PTI (tuning the generator on the photo) needs LPIPS (vgg) and LPIPS (alex): restart jaxgan "
+                          f"serve with --lpips and --lpips-alex. {LPIPS_ALEX_FILES_HINT}")
         if self.seg is None:
             out["editgan"] = (f"EditGAN needs a segmentation branch: restart jaxgan serve with --seg "
                               f"{self.name}=SEG_CKPT ({SEG_HINT})")
@@ -66,6 +74,12 @@ class ServedModel:
         if self.lpips is not None:
             from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
             out["invert_defaults"] = {"space": "w", "steps": {"w": ProjectorConfig.steps, "w+": EmbedConfig.steps}}
+        if "pti" in self.capabilities:
+            from jaxgan.edit.pti import PTIConfig
+            out["pti_defaults"] = {"space": PTIConfig.pivot_space, "pivot_steps": PTIConfig.pivot_steps,
+                                   "tune_steps": PTIConfig.tune_steps, "lpips_threshold": PTIConfig.lpips_threshold}
+        if self.derived_from is not None:
+            out["derived_from"] = self.derived_from
         if self.seg is not None:
             from jaxgan.edit import editgan, editgan_outputs
             n = self.seg.config.num_classes
@@ -113,10 +127,11 @@ def generation_rows(G: SplitModel, *, seeds=None, trunc: float = 1.0, ws=None) -
             "trunc": np.full((len(seeds),), trunc, np.float32)}
 
 
-def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
+def load_models(checkpoints: dict, *, lpips_path=None, lpips_alex_path=None, seg: dict | None = None,
                 max_points: int = 8) -> dict[str, ServedModel]:
     """{name: checkpoint directory} -> {name: ServedModel}, every generator loaded once; `lpips_path` gives the
-    LPIPS network that inversion and EditGAN need (None: neither); `seg` {name: segmentation-branch checkpoint}."""
+    LPIPS network that inversion and EditGAN need (None: neither), `lpips_alex_path` the LPIPS (alex) that PTI
+    tunes with (PTI needs both); `seg` {name: segmentation-branch checkpoint}."""
     from jaxgan.checkpoint import load_model, read_sidecar
     from jaxgan.hints import SEG_HINT
     from jaxgan.models import segbranch
@@ -129,6 +144,11 @@ def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
         from jaxgan.hints import LPIPS_FILES_HINT
         raise ValueError(f"the LPIPS checkpoint {lpips_path} has the {lpips.config.net} trunk; inversion and EditGAN "
                          f"need LPIPS (vgg). {LPIPS_FILES_HINT}")
+    lpips_alex = None if lpips_alex_path is None else load_model(lpips_alex_path, "lpips")
+    if lpips_alex is not None and lpips_alex.config.net != "alex":
+        from jaxgan.hints import LPIPS_ALEX_FILES_HINT
+        raise ValueError(f"the LPIPS checkpoint {lpips_alex_path} has the {lpips_alex.config.net} trunk; PTI tunes "
+                         f"with LPIPS (alex). {LPIPS_ALEX_FILES_HINT}")
     models = {}
     for name, path in checkpoints.items():
         G = load_model(path, "stylegan2-generator", name="G")
@@ -137,7 +157,7 @@ def load_models(checkpoints: dict, *, lpips_path=None, seg: dict | None = None,
             S = load_model(seg[name], "segbranch", hint=SEG_HINT)
             segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
         models[name] = ServedModel(name=name, G=G, sidecar=read_sidecar(path), checkpoint=str(path),
-                                   max_points=max_points, lpips=lpips, seg=S)
+                                   max_points=max_points, lpips=lpips, seg=S, lpips_alex=lpips_alex)
     return models
 
 

@@ -72,6 +72,18 @@ class Session:
     def on_end(self, model) -> None:
         """Called on the engine thread when the session stops running (e.g. to compute its result)."""
 
+    def phase_change(self) -> bool:
+        """True after a step that ended one phase of a session with several (PTI: pivot, then tuning); the engine
+        then takes it out of its pool and calls `begin_next_phase`."""
+        return False
+
+    def begin_next_phase(self, model) -> None:
+        """Turn the (host-side, up-to-date) item into the next phase's; `pool_key` then names the next pool."""
+
+    def derived_model(self, model):
+        """A model this finished session made (PTI: the tuned generator) for the engine to serve, or None."""
+        return None
+
     # -- events ---------------------------------------------------------------------------------------------------
 
     def new_run(self) -> None:

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint
+from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_data_url
 
 http = httpx.Client(timeout=300)  # the first request of a kind waits for its compilation
 STEPS = 3
-
-
-def png_url(pixels, mode=None) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8), mode).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def decode(url: str) -> np.ndarray:
@@ -83,7 +77,7 @@ def test_segment_edit_and_apply_equal_the_library(server, models):
     region = np.zeros((64, 64), np.uint8)
     region[20:36, 20:36] = 255
     created = http.post(url + "/api/editgan/edit", json={
-        "model": name, "ws": ws[1].tolist(), "target": png_url(target, "L"), "region": png_url(region, "L"),
+        "model": name, "ws": ws[1].tolist(), "target": png_data_url(target, "L"), "region": png_data_url(region, "L"),
         "steps": STEPS})
     assert created.status_code == 201, created.text
     status = wait_done(url, created.json()["id"])
@@ -118,7 +112,7 @@ def test_segment_edit_and_apply_equal_the_library(server, models):
     np.testing.assert_allclose(latent, ws[0] + np.float32(0.5) * vector, atol=1e-6)
 
     bad = http.post(url + "/api/editgan/edit", json={
-        "model": name, "seed": 0, "target": png_url(np.full((64, 64), 40), "L"), "region": png_url(region, "L")})
+        "model": name, "seed": 0, "target": png_data_url(np.full((64, 64), 40), "L"), "region": png_data_url(region, "L")})
     assert bad.status_code == 400 and "class id 40" in bad.json()["error"]
 
 

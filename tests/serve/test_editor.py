@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, lpips_checkpoint
+from tests.helpers import ServerProcess, lpips_checkpoint, png_pixels
 
 http = httpx.Client(timeout=300)
 RES = 32  # the bundled model's resolution
@@ -70,10 +70,6 @@ def canvas_data(page) -> dict:
             "targets": json.loads(canvas.get_attribute("data-targets"))}
 
 
-def png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)))
-
-
 def drag_once(page, handle, target, steps: int) -> dict:
     click_pixel(page, "canvas", *handle)
     click_pixel(page, "canvas", *target)
@@ -104,8 +100,8 @@ def test_a_drag_in_the_page_equals_the_api_session(server, open_page, screenshot
 
     with page.expect_download() as image:
         page.get_by_test_id("download-image").click()
-    np.testing.assert_array_equal(png(open(image.value.path(), "rb").read()),
-                                  png(http.get(f"{server.url}/api/drag/{shown['sid']}/image.png").content))
+    np.testing.assert_array_equal(png_pixels(open(image.value.path(), "rb").read()),
+                                  png_pixels(http.get(f"{server.url}/api/drag/{shown['sid']}/image.png").content))
     with page.expect_download() as latent:
         page.get_by_test_id("download-latent").click()
     assert np.load(latent.value.path()).shape == (8, 64)
@@ -128,9 +124,9 @@ def test_the_mask_reaches_the_server_and_undo_goes_back_one_drag(server, open_pa
     page.get_by_test_id("mode-points").check()
     first = drag_once(page, (20, 10), (20, 7), steps=40)
     sid = first["sid"]
-    served = png(http.get(f"{server.url}/api/drag/{sid}/mask.png").content)
+    served = png_pixels(http.get(f"{server.url}/api/drag/{sid}/mask.png").content)
     np.testing.assert_array_equal(served > 127, movable)  # what the server drags with is what was painted
-    after_first = png(http.get(f"{server.url}/api/drag/{sid}/image.png").content)
+    after_first = png_pixels(http.get(f"{server.url}/api/drag/{sid}/image.png").content)
 
     second = drag_once(page, (12, 20), (12, 23), steps=30)  # a second drag on the same image: one session
     assert second["sid"] == sid and http.get(f"{server.url}/api/drag/{sid}").json()["runs"] == 2
@@ -140,7 +136,7 @@ def test_the_mask_reaches_the_server_and_undo_goes_back_one_drag(server, open_pa
     assert status["runs"] == 1 and status["stop_reason"] == "undone"
     page.wait_for_function("pts => document.querySelector('[data-testid=canvas]').dataset.points === pts",
                            arg=json.dumps(status["points"], separators=(",", ":")))
-    np.testing.assert_array_equal(png(http.get(f"{server.url}/api/drag/{sid}/image.png").content), after_first)
+    np.testing.assert_array_equal(png_pixels(http.get(f"{server.url}/api/drag/{sid}/image.png").content), after_first)
 
 
 def test_two_users_drag_at_once_and_a_reload_reattaches(plain_server, open_page):

@@ -8,9 +8,8 @@ import io
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint
+from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_pixels
 
 http = httpx.Client(timeout=300)
 RES = 64
@@ -29,10 +28,6 @@ def server(tmp_path_factory):
     assert proc.stop() == 0, proc.output()
 
 
-def png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)))
-
-
 def test_paint_edit_save_and_apply_a_vector(server, open_page, screenshots):
     from jaxgan.edit.editgan import dilate_square
     page = open_page(server.url + "/")
@@ -40,7 +35,7 @@ def test_paint_edit_save_and_apply_a_vector(server, open_page, screenshots):
     page.wait_for_function("Number(document.querySelector('[data-testid=seg-canvas]').dataset.region) === 0")
     shown = page.evaluate("window.jaxganEditgan.painting()")
     seg = http.post(server.url + "/api/segment", json={"model": server.model, "seeds": [0], "trunc": 0.7}).json()
-    served_labels = png(base64.b64decode(seg["labels"][0].split(",", 1)[1]))
+    served_labels = png_pixels(base64.b64decode(seg["labels"][0].split(",", 1)[1]))
     np.testing.assert_array_equal(np.asarray(shown["labels"]).reshape(RES, RES), served_labels)  # the image's own
     assert len(page.locator("[data-testid=legend] .swatch").all()) == 12
 

@@ -2,7 +2,6 @@
 (`invert.invert_images`, the same seed) for its photo, whatever runs beside it."""
 
 import asyncio
-import base64
 import io
 
 import httpx
@@ -10,17 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, assert_refused, lpips_alex_checkpoint, lpips_checkpoint
+from tests.helpers import ServerProcess, assert_refused, lpips_alex_checkpoint, lpips_checkpoint, png_data_url
 
 http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
 
 STEPS = 4
-
-
-def png_url(pixels) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +65,7 @@ def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     G, images = photos
     lpips = load_model(lpips_dir, "lpips")
     requests = [{"space": "w", "seed": 3}, {"space": "w+", "seed": 0}, {"space": "w", "seed": 0}]
-    created = [http.post(server.url + "/api/invert", json={"model": "demo", "image": png_url(images[i % 2]),
+    created = [http.post(server.url + "/api/invert", json={"model": "demo", "image": png_data_url(images[i % 2]),
                                                             "steps": STEPS, **r}).json()
                for i, r in enumerate(requests)]
     statuses = [wait_done(server.url, c["id"]) for c in created]
@@ -94,14 +87,14 @@ def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
 
 def test_results_before_done_are_409_and_a_stopped_inversion_resumes(server, photos):
     _, images = photos
-    sid = http.post(server.url + "/api/invert", json={"model": "demo", "image": png_url(images[0]),
+    sid = http.post(server.url + "/api/invert", json={"model": "demo", "image": png_data_url(images[0]),
                                                        "steps": 300}).json()["id"]
     stopped = http.post(f"{server.url}/api/invert/{sid}/stop").json()
     assert stopped["state"] == "stopped"
     assert http.get(f"{server.url}/api/invert/{sid}/latent.npy").status_code == 409
     assert http.post(f"{server.url}/api/invert/{sid}/resume").json()["state"] == "running"
     assert http.delete(f"{server.url}/api/invert/{sid}").status_code == 200
-    bad = http.post(server.url + "/api/invert", json={"model": "demo", "image": png_url(images[0]), "steps": 5000})
+    bad = http.post(server.url + "/api/invert", json={"model": "demo", "image": png_data_url(images[0]), "steps": 5000})
     assert bad.status_code == 400 and "cap" in bad.json()["error"]
 
 
@@ -109,11 +102,11 @@ def test_lpips_distance_equals_the_library(server, photos, lpips_dir):
     from jaxgan.checkpoint import load_model
     from jaxgan.models.lpips import lpips_distances
     _, images = photos
-    got = http.post(server.url + "/api/lpips", json={"a": png_url(images[0]), "b": png_url(images[1])}).json()
+    got = http.post(server.url + "/api/lpips", json={"a": png_data_url(images[0]), "b": png_data_url(images[1])}).json()
     pm1 = np.stack(images).astype(np.float32) / np.float32(127.5) - 1
     want = lpips_distances(load_model(lpips_dir, "lpips"), pm1, [(0, 1)])[0]
     assert got["distance"] == pytest.approx(float(want), abs=1e-5)
-    other = http.post(server.url + "/api/lpips", json={"a": png_url(images[0]), "b": png_url(images[0][:20])})
+    other = http.post(server.url + "/api/lpips", json={"a": png_data_url(images[0]), "b": png_data_url(images[0][:20])})
     assert other.status_code == 400 and "differ in size" in other.json()["error"]
 
 

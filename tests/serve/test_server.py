@@ -13,7 +13,7 @@ import pytest
 import websockets
 from PIL import Image
 
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, png_data_url
 
 http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
 
@@ -46,12 +46,6 @@ def solo_drag(G, **job):
     cfg = drag.DragConfig.for_generator(G.config, max_points=len(job["points"]), **settings)
     job = drag.DragJob(**{"lr": lr, **job})
     return drag.run_jobs(G, cfg, [job])[0]
-
-
-def png_url(pixels) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 async def drag_and_watch(url, request, *, read=None):
@@ -213,7 +207,7 @@ def test_bad_requests_get_the_right_4xx_while_a_session_goes_on(server, demo_G):
     start = {"model": "demo", "seed": 0, "points": [[5, 5]], "targets": [[6, 6]]}
     cases = [
         (http.post(url + "/api/drag", content=b'{"model": "demo", "seed": ', headers={"content-type": "application/json"}), 400),
-        (http.post(url + "/api/drag", json={**start, "mask": png_url(np.full((16, 16), 255))}), 400),
+        (http.post(url + "/api/drag", json={**start, "mask": png_data_url(np.full((16, 16), 255))}), 400),
         (http.post(url + "/api/drag", json={**start, "points": [[5, 40]]}), 400),
         (http.post(url + "/api/drag", json={**start, "mask": bomb}), 413),
         (http.post(url + "/api/drag", json={**start, "model": "nope"}), 404),
@@ -261,7 +255,7 @@ def test_a_mask_from_a_png_is_used(server):
     movable[4:20, 4:20] = 255
     created = http.post(server.url + "/api/drag", json={
         "model": "demo", "seed": 0, "points": [[10, 10]], "targets": [[10, 13]], "max_steps": 3,
-        "mask": png_url(movable)})
+        "mask": png_data_url(movable)})
     assert created.status_code == 201, created.text
     sid = created.json()["id"]
     for _ in range(200):
@@ -275,7 +269,7 @@ def test_a_mask_from_a_png_is_used(server):
 
 
 def test_inversion_without_lpips_says_which_files_to_convert(server):
-    image = png_url(np.zeros((H, H, 3)))
+    image = png_data_url(np.zeros((H, H, 3)))
     response = http.post(server.url + "/api/invert", json={"model": "demo", "image": image})
     assert response.status_code == 400
     assert "--lpips" in response.json()["error"] and "vgg16-397923af.pth" in response.json()["error"]
