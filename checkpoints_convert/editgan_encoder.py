@@ -19,7 +19,7 @@ import numpy as np
 
 from checkpoints_convert.keymap import ConversionError, KeyRule, fill_model, map_keys
 from checkpoints_convert.torch_reader import load_torch_file
-from jaxgan.models.encoder import FIXED_ROWS, EncoderConfig, abstract_model
+from jaxgan.models.encoder import FIXED_ROWS, OFFICIAL_HEAD_CONVS, EncoderConfig, abstract_model
 from jaxgan.nn.split import SplitModel
 
 MODEL_NAME = "E"
@@ -57,10 +57,16 @@ def config_from_tensors(tensors: dict) -> EncoderConfig:
                    if (m := re.fullmatch(rf"FPN_module\.layer{k}\.(\d+)\.conv1\.weight", key))}
         blocks.append(len(indices))
     fine = {int(m.group(1)) for key in tensors if (m := re.fullmatch(r"fine_styles\.(\d+)\.linear\.weight", key))}
+    # each group's depth from its first head (convs at Sequential indices 0, 2, 4, ...)
+    head_convs = tuple(len({m.group(1) for key in tensors
+                            if (m := re.fullmatch(rf"{group}\.0\.convs\.(\d+)\.weight", key))})
+                       for group in ("course_styles", "medium_styles", "fine_styles"))
+    if not fine:  # num_ws 7: no fine head to read; the official depth
+        head_convs = head_convs[:2] + OFFICIAL_HEAD_CONVS[2:]
     try:
         return EncoderConfig(num_ws=FIXED_ROWS + len(fine), w_dim=linear.shape[0], in_channels=stem.shape[1],
                              base_width=stem.shape[0], stage_blocks=tuple(blocks), fpn_dim=fpn_dim,
-                             head_dim=head.shape[0])
+                             head_dim=head.shape[0], head_convs=head_convs)
     except ValueError as e:
         raise ConversionError(f"not an FPNEncoder this converter knows: {e}") from None
 

@@ -22,13 +22,12 @@ def _image_paths(folder: Path) -> list[Path]:
     return paths
 
 
-def _stage_blocks(text):
+def _counts(text, example: str, option: str):
     try:
-        blocks = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not four block counts like 3,4,6,3", param_hint="--stage-blocks") \
-            from None
-    return blocks
+        raise click.BadParameter(f"{text!r} is not {len(example.split(','))} counts like {example}",
+                                 param_hint=option) from None
 
 
 @click.command("train-encoder")
@@ -58,6 +57,10 @@ def _stage_blocks(text):
               help="The feature pyramid's width.")
 @click.option("--head-dim", type=click.IntRange(min=1), default=EncoderConfig.head_dim, show_default=True,
               help="The style heads' conv width.")
+@click.option("--head-convs", default=",".join(map(str, EncoderConfig.head_convs)), show_default=True,
+              help="Stride-2 convs of the coarse, medium and fine style heads (official: 5,6,7, for images up to "
+                   "512 px); fewer for small images, e.g. 1,2,3 at 32 px (the largest image is then "
+                   "min(16*2^a, 8*2^b, 4*2^c) px).")
 @click.option("--state-every", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Save the training state every this many iterations (and at the end).")
 @click.option("--log-every", type=click.IntRange(min=1), default=100, show_default=True,
@@ -67,8 +70,8 @@ def _stage_blocks(text):
               help="Encoder initialisation, sampled latents and the epochs' shuffles.")
 @reports_errors
 def train_encoder_command(ckpt, out, images_dir, lpips_ckpt, iterations, batch_size, sample_batch_size, lr,
-                          warmup_epochs, base_width, stage_blocks, fpn_dim, head_dim, state_every, log_every, resume,
-                          seed):
+                          warmup_epochs, base_width, stage_blocks, fpn_dim, head_dim, head_convs, state_every,
+                          log_every, resume, seed):
     """Train EditGAN's encoder (FPNEncoder: images -> W+) for the generator of checkpoint CKPT.
 
     The official recipe (train_encoder.py): every iteration a real step on a batch of --images (once the epoch
@@ -91,8 +94,13 @@ def train_encoder_command(ckpt, out, images_dir, lpips_ckpt, iterations, batch_s
     if gcfg.img_channels != 3:
         raise click.ClickException(f"the encoder is trained on RGB generators; {ckpt} makes {gcfg.img_channels}-"
                                    "channel images")
-    encoder_cfg = encoder_config_for(G, base_width=base_width, stage_blocks=_stage_blocks(stage_blocks),
-                                     fpn_dim=fpn_dim, head_dim=head_dim)
+    encoder_cfg = encoder_config_for(G, base_width=base_width,
+                                     stage_blocks=_counts(stage_blocks, "3,4,6,3", "--stage-blocks"),
+                                     fpn_dim=fpn_dim, head_dim=head_dim,
+                                     head_convs=_counts(head_convs, "5,6,7", "--head-convs"))
+    if gcfg.img_resolution > encoder_cfg.max_size:
+        raise click.ClickException(f"--head-convs {head_convs} reduce images of at most {encoder_cfg.max_size} px to "
+                                   f"1 x 1; the generator makes {gcfg.img_resolution} px images")
     cfg = EncoderTrainConfig(batch_size=batch_size, sample_bs=sample_batch_size, lr=lr,
                              train_real_start_epochs=warmup_epochs, seed=seed)
     paths = _image_paths(images_dir) if images_dir is not None else []

@@ -289,8 +289,8 @@ def check_encoder(G: SplitModel, encoder: SplitModel):
     if ecfg.in_channels != gcfg.img_channels:
         raise ValueError(f"the encoder reads {ecfg.in_channels}-channel images, the generator makes "
                          f"{gcfg.img_channels}-channel ones")
-    if gcfg.img_resolution > encoder_model.MAX_SIZE:
-        raise ValueError(f"EditGAN's encoder takes images of at most {encoder_model.MAX_SIZE} px, the generator's "
+    if gcfg.img_resolution > ecfg.max_size:
+        raise ValueError(f"EditGAN's encoder takes images of at most {ecfg.max_size} px, the generator's "
                          f"are {gcfg.img_resolution} px")
 
 

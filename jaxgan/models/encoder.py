@@ -28,7 +28,10 @@ and `encode_train` is train mode with the running-average update, for training a
 
 Sizes. Each head halves its map (rounding up) until 1 x 1 when H and W are at most 512; above that the official
 `view(-1, C)` silently mixes positions into the batch, so larger images are refused here (EditGAN feeds at most
-512 px). Images are NHWC in [-1, 1]; activations NHWC, float32.
+512 px). `head_convs` (official: 5, 6, 7) may be smaller for an encoder of small images: the official depth leaves
+a 32 px image's heads with four, four and four convs on a 1 x 1 map, and an encoder trained from PyTorch's default
+initialisation through them gives the same W+ for every image (scripts/results/demo_encoder_attempt.json); with
+fewer convs the largest image is `max_size` = min(16 * 2^n0, 8 * 2^n1, 4 * 2^n2). Images are NHWC in [-1, 1]; activations NHWC, float32.
 """
 
 import dataclasses
@@ -46,10 +49,11 @@ from jaxgan.ops.torch_layers import (batch_norm, batch_statistics, conv2d, max_p
 BATCH_NORM_MODES = ("batch", "running")
 OFFICIAL_BATCH_NORM = "batch"          # EditGAN never calls eval() on its encoder
 EXPANSION = 4                          # Bottleneck.expansion
-HEAD_GROUPS = (("course_styles", 3, 5), ("medium_styles", 4, 6))  # (attribute, heads, convs); official spelling
-FINE_HEADS, FINE_CONVS = "fine_styles", 7
-FIXED_ROWS = sum(count for _, count, _ in HEAD_GROUPS)  # 7: the fine heads give the remaining num_ws - 7 rows
-MAX_SIZE = 512                         # heads end at ceil(H / 512) x ceil(W / 512)
+HEAD_GROUPS = (("course_styles", 3), ("medium_styles", 4))  # (attribute, heads); official spelling
+FINE_HEADS = "fine_styles"
+FIXED_ROWS = sum(count for _, count in HEAD_GROUPS)  # 7: the fine heads give the remaining num_ws - 7 rows
+HEAD_STRIDES = (16, 8, 4)              # of p4, p3, p2: the maps the coarse, medium and fine heads read
+OFFICIAL_HEAD_CONVS = (5, 6, 7)        # ToStyleCode(5 / 6 / 7): 1 x 1 at the end for images up to 512 px
 HEAD_SLOPE = 0.01                      # nn.LeakyReLU() default
 
 
@@ -64,6 +68,7 @@ class EncoderConfig:
     stage_blocks: tuple[int, ...] = (3, 4, 6, 3)  # ResNet-50
     fpn_dim: int = 512                  # FPN.feature_dim: toplayer, latlayers, smooth convs
     head_dim: int = 512                 # ToStyleCode conv width (= w_dim in the official network)
+    head_convs: tuple[int, int, int] = OFFICIAL_HEAD_CONVS  # stride-2 convs of the coarse, medium, fine heads
 
     def __post_init__(self):
         if self.num_ws < FIXED_ROWS:
@@ -74,6 +79,14 @@ class EncoderConfig:
         for name in ("w_dim", "in_channels", "base_width", "fpn_dim", "head_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if len(self.head_convs) != 3 or min(self.head_convs) < 1:
+            raise ValueError(f"head_convs must be three positive conv counts, got {self.head_convs}")
+
+    @property
+    def max_size(self) -> int:
+        """The largest image side the heads reduce to 1 x 1 (512 for the official heads): above it the official
+        `view(-1, C)` would mix positions into the batch."""
+        return min(stride * 2 ** n for stride, n in zip(HEAD_STRIDES, self.head_convs))
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -237,8 +250,8 @@ class FPNEncoder(nnx.Module):
     def __init__(self, cfg: EncoderConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         self.FPN_module = FPN(cfg, rngs=rngs)
-        groups = HEAD_GROUPS + ((FINE_HEADS, cfg.num_ws - FIXED_ROWS, FINE_CONVS),)
-        for name, count, n_convs in groups:
+        groups = HEAD_GROUPS + ((FINE_HEADS, cfg.num_ws - FIXED_ROWS),)
+        for (name, count), n_convs in zip(groups, cfg.head_convs):
             setattr(self, name, Indexed({i: ToStyleCode(n_convs, cfg.fpn_dim, cfg.head_dim, cfg.w_dim, rngs=rngs)
                                          for i in range(count)}))
 
@@ -278,9 +291,10 @@ def _check_images(E: SplitModel, images, batch_norm_mode: str):
     if images.ndim != 4 or images.shape[-1] != cfg.in_channels:
         raise ValueError(f"the encoder takes NHWC images [N, H, W, {cfg.in_channels}], got shape {images.shape}")
     n, h, w, _ = images.shape
-    if max(h, w) > MAX_SIZE:
-        raise ValueError(f"the encoder takes images of at most {MAX_SIZE} x {MAX_SIZE} pixels (the official network "
-                         f"mixes positions into the batch above that), got {h} x {w}: resize them first")
+    if max(h, w) > cfg.max_size:
+        raise ValueError(f"the encoder takes images of at most {cfg.max_size} x {cfg.max_size} pixels (its heads "
+                         f"end above 1 x 1 beyond that, and the official network mixes positions into the batch), "
+                         f"got {h} x {w}: resize them first")
     if batch_norm_mode == "batch" and n * np.prod(smallest_map(h, w)) < 2:
         raise ValueError(f"batch-statistics BatchNorm needs at least two values per channel in the {smallest_map(h, w)} "
                          f"map of a {h} x {w} image: encode a batch of several images or images above 32 px, or "

@@ -53,6 +53,18 @@ def test_fewer_fine_heads_give_fewer_w_rows(monkeypatch, state):
     assert convert(monkeypatch, cut)[0]["E"].config.num_ws == 8
 
 
+def test_shallower_heads_are_read_from_their_conv_keys(monkeypatch, state):
+    # drop the last convs of every head: coarse 5 -> 3, medium 6 -> 4, fine 7 -> 5 (indices 0, 2, 4, ...)
+    keep = {"course_styles": 3, "medium_styles": 4, "fine_styles": 5}
+
+    def kept(key):
+        parts = key.split(".")
+        return not (parts[0] in keep and parts[2] == "convs" and int(parts[3]) // 2 >= keep[parts[0]])
+    E = convert(monkeypatch, {k: v for k, v in state.items() if kept(k)})[0]["E"]
+    assert E.config.head_convs == (3, 4, 5) and E.config.max_size == 128
+    assert convert(monkeypatch, state)[0]["E"].config.head_convs == (5, 6, 7)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update({"FPN_module.extra.weight": np.zeros(3, np.float32)}), "FPN_module.extra.weight"),
     (lambda s: s.pop("FPN_module.layer3.2.bn2.running_var"), "missing FPN_module.layer3.2.bn2.running_var"),

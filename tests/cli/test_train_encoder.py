@@ -53,6 +53,10 @@ def test_bad_input_is_refused_in_one_line(generator, tmp_path):
                    tmp_path / "d")
     assert_refused(run("train-encoder", generator, "--out", tmp_path / "e", "--stage-blocks", "1,1"),
                    "four positive block counts", tmp_path / "e")
+    assert_refused(run("train-encoder", generator, "--out", tmp_path / "f", "--head-convs", "1,1,1"),
+                   "reduce images of at most 8 px to 1 x 1; the generator makes 32 px images", tmp_path / "f")
+    assert_refused(run("train-encoder", generator, "--out", tmp_path / "g", "--head-convs", "1,x"),
+                   "is not 3 counts like 5,6,7", tmp_path / "g", exit_code=2)  # a usage error
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x.txt").write_text("x")
@@ -66,11 +70,12 @@ def test_a_short_run_writes_a_loadable_encoder(generator, tmp_path):
     out = tmp_path / "run"
     # 4 images in one batch: epoch = iteration; with no warm-up, the second iteration (epoch 1) has a real step.
     result = run("train-encoder", generator, "--out", out, "--images", images, "--iterations", 2, "--batch-size", 4,
-                 "--warmup-epochs", 0, "--log-every", 1, "--seed", 3, *TINY_ENCODER)
+                 "--warmup-epochs", 0, "--log-every", 1, "--seed", 3, "--head-convs", "1,2,3", *TINY_ENCODER)
     assert result.exit_code == 0, result.output
     assert "the LPIPS loss terms are dropped" in result.output
     E = load_model(out / "encoder", "editgan-encoder")
     assert (E.config.num_ws, E.config.w_dim, E.config.base_width, E.config.stage_blocks) == (8, 16, 4, (1, 1, 1, 1))
+    assert E.config.head_convs == (1, 2, 3)  # the heads of a 32 px encoder (the official 5, 6, 7 end at 512 px)
     training = read_sidecar(out / "encoder")["training"]
     assert training["generator"] == str(generator) and training["iterations"] == 2 and training["lpips"] is False
     assert training["config"]["seed"] == 3 and training["config"]["batch_size"] == 4
@@ -78,5 +83,6 @@ def test_a_short_run_writes_a_loadable_encoder(generator, tmp_path):
     assert [("real_loss" in entry["terms"]) for entry in log] == [False, True]
     # Resuming with other settings is refused before anything runs.
     assert_refused(run("train-encoder", generator, "--out", out, "--images", images, "--iterations", 3,
-                       "--batch-size", 4, "--warmup-epochs", 0, "--seed", 4, "--resume", *TINY_ENCODER),
+                       "--batch-size", 4, "--warmup-epochs", 0, "--seed", 4, "--head-convs", "1,2,3", "--resume",
+                       *TINY_ENCODER),
                    "other settings")
