@@ -153,6 +153,16 @@ def load_encoder(path):
     return load_model(path, "editgan-encoder", hint=ENCODER_HINT)
 
 
+def encoder_batch_norm(encoder_ckpt, given: str | None) -> str | None:
+    """The encoder's BatchNorm mode: --encoder-bn when given, else the mode its checkpoint recommends (`"encoder":
+    {"batch_norm": ...}` in its jaxgan.json; the bundled 32 px encoder's is 'running', since batch statistics of one
+    32 px image are undefined), else None (the official batch statistics)."""
+    if given is not None or encoder_ckpt is None:
+        return given
+    from jaxgan.checkpoint import read_sidecar
+    return read_sidecar(encoder_ckpt).get("encoder", {}).get("batch_norm")
+
+
 def encoder_options(command):
     """--encoder and --encoder-bn, for the commands that use EditGAN's encoder."""
     from jaxgan.models.encoder import BATCH_NORM_MODES, OFFICIAL_BATCH_NORM
@@ -160,7 +170,8 @@ def encoder_options(command):
         "--encoder-bn", type=click.Choice(BATCH_NORM_MODES), default=None,
         help="The encoder's BatchNorm: batch = the statistics of each image alone (EditGAN's behaviour, it never "
              "calls eval(); needs images above 32 px), running = the stored running statistics.  "
-             f"[default: {OFFICIAL_BATCH_NORM}]")(command)
+             f"[default: the encoder checkpoint's recommendation (the bundled one: running), else "
+             f"{OFFICIAL_BATCH_NORM}]")(command)
     return click.option(
         "--encoder", "encoder_ckpt", type=CHECKPOINT, default=None,
         help=f"A jaxgan checkpoint holding EditGAN's encoder (model E; 'demo' for the bundled one): "

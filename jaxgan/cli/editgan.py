@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_options, load_encoder, load_generator, load_lpips,
+from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_batch_norm, encoder_options, load_encoder, load_generator, load_lpips,
                                lpips_option, outdir_option, parse_seeds, plural, progress, reports_errors, seg_option,
                                write_files)
 from jaxgan.cli.editgan_train import names_option, read_class_names, train_seg_command
@@ -192,6 +192,7 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
                                   lambda p: out.read_label_png(p, num_classes, res)))
     regions = np.stack(per_latent(region_files, len(ws), "--region", lambda p: out.read_region_png(p, res)))
     class_names = read_class_names(names_file, num_classes)
+    encoder_bn = encoder_batch_norm(encoder_ckpt, encoder_bn)
     cfg = EditConfig(steps=steps, **({} if encoder_bn is None else {"encoder_batch_norm": encoder_bn}))
     with progress(cfg.updates, f"editing {plural(len(ws), 'latent')}") as bar:
         result = eg.edit(G, S, lpips, ws, targets, regions, cfg, steps_per_call=steps_per_call,

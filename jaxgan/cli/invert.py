@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, encoder_options, load_encoder, load_generator,
-                               load_images, load_lpips, lpips_option, outdir_option, plural, progress,
+from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, encoder_batch_norm, encoder_options, load_encoder,
+                               load_generator, load_images, load_lpips, lpips_option, outdir_option, plural, progress,
                                reports_errors, write_files)
 from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
 from jaxgan.edit.pti import PTIConfig
@@ -114,6 +114,7 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     encoder = load_encoder(encoder_ckpt)
     if encoder is not None:
         invert.check_encoder(G, encoder)
+    encoder_bn = encoder_batch_norm(encoder_ckpt, encoder_bn)
     gcfg = G.config
     method, _, _, config_class, _ = invert.METHODS[space]
     overrides = {"steps": steps} if steps is not None else {}
@@ -168,12 +169,12 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
     overrides = {"pivot_space": space, "locality": locality}
     overrides.update({"pivot_steps": pivot_steps} if pivot_steps is not None else {})
     overrides.update({"tune_steps": tune_steps} if tune_steps is not None else {})
+    encoder_bn = encoder_batch_norm(encoder_ckpt, encoder_bn)
+    overrides.update({"pivot_encoder_batch_norm": encoder_bn} if encoder_bn is not None else {})
     cfg = PTIConfig(**overrides)
     if encoder is not None:
         from jaxgan.edit.invert import check_encoder
         check_encoder(G, encoder)
-        if encoder_bn is not None:
-            click.echo("note: --encoder-bn keeps the embedding's default with --method pti", err=True)
     pivots = None
     if pivot_files:
         pivots = []

@@ -67,6 +67,7 @@ class PTIConfig:
     locality_mse_weight: float = 0.1    # regulizer_l2_lambda
     locality_lpips_weight: float = 0.1  # regulizer_lpips_lambda
     image_fit: str = "crop"             # PTI reads aligned crops at the generator size; others as the projector
+    pivot_encoder_batch_norm: str = invert.EmbedConfig.encoder_batch_norm  # the W+ pivot's encoder, if one is given
 
     def __post_init__(self):
         if self.pivot_space not in PIVOT_SPACES:
@@ -78,13 +79,14 @@ class PTIConfig:
         defaults = PTIConfig()
         return dataclasses.replace(self, pivot_space=defaults.pivot_space, pivot_steps=defaults.pivot_steps,
                                    pivot_learning_rate=defaults.pivot_learning_rate,
-                                   pivot_w_avg_samples=defaults.pivot_w_avg_samples, image_fit=defaults.image_fit)
+                                   pivot_w_avg_samples=defaults.pivot_w_avg_samples, image_fit=defaults.image_fit,
+                                   pivot_encoder_batch_norm=defaults.pivot_encoder_batch_norm)
 
     def pivot_config(self):
         """The pivot method's config: PTI's projector settings, or the W+ embedding with `pivot_steps`."""
         if self.pivot_space == "w":
             return invert.ProjectorConfig(steps=self.pivot_steps, initial_learning_rate=self.pivot_learning_rate)
-        return invert.EmbedConfig(steps=self.pivot_steps)
+        return invert.EmbedConfig(steps=self.pivot_steps, encoder_batch_norm=self.pivot_encoder_batch_norm)
 
 
 def loss_names(locality: bool) -> tuple[str, ...]:
@@ -319,17 +321,17 @@ def tuning_memory_per_image(G: SplitModel, lpips_alex: SplitModel, cfg: PTIConfi
     """Bytes one image's tuning needs: `state` (its synthesis parameters and their Adam moments), `temp` (XLA's
     memory analysis of the compiled one-image step; None with temporaries=False, which skips that compilation) and
     `total` = twice the state (the step's input and its new copy) plus the temporaries: about what each further
-    image in a batch adds."""
+    image in a batch adds. G and lpips_alex may be abstract (`jax.eval_shape` of their init): nothing is computed."""
     cfg = PTIConfig() if cfg is None else cfg
     gcfg = G.config
-    state = jax.eval_shape(lambda: tune_init(G, jax.random.key(0)))
+    state = jax.eval_shape(lambda g: tune_init(g, jax.random.key(0)), G)
     state_bytes = int(sum(np.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(state)))
     temp = None
     if temporaries:
         target = jax.ShapeDtypeStruct((gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels), jnp.float32)
         pivot = jax.ShapeDtypeStruct((gcfg.num_ws, gcfg.w_dim), jnp.float32)
-        step = jax.jit(lambda s, t, w: tune_step(G, lpips_alex, t, w, s, cfg))
-        analysis = step.lower(state, target, pivot).compile().memory_analysis()
+        step = jax.jit(lambda g, a, s, t, w: tune_step(g, a, t, w, s, cfg))  # the networks as arguments
+        analysis = step.lower(G, lpips_alex, state, target, pivot).compile().memory_analysis()
         temp = int(analysis.temp_size_in_bytes) if analysis is not None else None
     return {"state": state_bytes, "temp": temp, "total": 2 * state_bytes + (temp or 0)}
 
