@@ -9,6 +9,7 @@ back to the latent before the last run and its files are those of the run before
 """
 
 import dataclasses
+import functools
 import io
 
 import numpy as np
@@ -35,6 +36,7 @@ def drag_settings(model, request: dict) -> tuple[drag.DragConfig, dict]:
     return cfg, session
 
 
+@functools.cache  # one function object per config: pools share its compilations (pool.sharded_step)
 def step_fn(cfg: drag.DragConfig):
     """One session's step for the pool: (G, DragState) -> (DragState, what the host keeps of the step)."""
     def step(G, state):

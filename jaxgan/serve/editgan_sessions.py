@@ -9,6 +9,7 @@ padded region-pixel list has power-of-two lengths, so a few shapes compile. When
 rendered: the edited latent, its image and segmentation, and for edits the edit vector with its classes.
 """
 
+import functools
 import io
 
 import jax
@@ -18,6 +19,7 @@ from jaxgan.edit import editgan, editgan_outputs
 from jaxgan.serve.sessions import DONE, RUNNING, CountedSession
 
 
+@functools.cache  # one function object per config: pools share its compilations (pool.sharded_step)
 def step_fn(cfg: editgan.EditConfig):
     """One session's step for the pool: ((G, S, lpips), {problem, state}) -> (item, losses [4])."""
     def run(shared, item):

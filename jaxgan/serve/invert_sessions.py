@@ -23,6 +23,7 @@ def _init_fn(space: str):
     return jax.jit(init)
 
 
+@functools.cache  # one function object per config: pools share its compilations (pool.sharded_step)
 def step_fn(space: str, cfg):
     """One session's step for the pool: ((G, lpips, w_std), {target, state}) -> (item, losses [3])."""
     step = invert.METHODS[space][2]

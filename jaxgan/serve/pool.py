@@ -7,6 +7,7 @@ and are rebuilt (through the host) only when the running set changes (sessions j
 the padding rows of a chunk repeat a real session and their results are dropped.
 """
 
+import functools
 import time
 from typing import Any, Callable
 
@@ -16,6 +17,16 @@ import numpy as np
 
 from jaxgan import parallel
 from jaxgan.serve.scheduler import BucketPolicy
+
+
+@functools.cache
+def sharded_step(step: Callable, mesh):
+    """`jax.vmap(step, in_axes=(None, 0))` sharded over `mesh`, one jitted function per (step, mesh): the networks
+    are arguments, so pools of models with the same shapes (a generator and its PTI-tuned copies) share its
+    compilations when their step functions are the same object (the session kinds cache their step factories)."""
+    def per_device(shared, items):
+        return jax.vmap(step, in_axes=(None, 0))(shared, items)
+    return parallel.shard_problems(per_device, mesh)
 
 
 class Pool:
@@ -41,12 +52,8 @@ class Pool:
     def program(self, bucket: int):
         """The compiled `fn(shared, items) -> (items, outputs)` for `bucket` sessions."""
         if bucket not in self._programs:
-            step = self.step
-
-            def per_device(shared, items):
-                return jax.vmap(step, in_axes=(None, 0))(shared, items)
             mesh = self._mesh(bucket)
-            self._programs[bucket] = (parallel.shard_problems(per_device, mesh), parallel.replicate(self.shared, mesh))
+            self._programs[bucket] = (sharded_step(self.step, mesh), parallel.replicate(self.shared, mesh))
         return self._programs[bucket]
 
     def memory_per_session(self, item) -> int:

@@ -41,6 +41,7 @@ def _tune_init():
     return jax.jit(pti.tune_init)
 
 
+@functools.cache  # one function object per config: pools share its compilations (pool.sharded_step)
 def tune_step_fn(cfg: pti.PTIConfig):
     """One session's tuning step for the pool: ((G, lpips_alex), {target, pivot, state}) -> (item, losses)."""
     def run(shared, item):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, lpips_checkpoint, png_pixels
+from tests.helpers import ServerProcess, fixture_path, lpips_alex_checkpoint, lpips_checkpoint, png_pixels
 
 http = httpx.Client(timeout=300)
 RES = 32  # the bundled model's resolution
@@ -20,8 +20,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc = ServerProcess("demo", "--lpips", str(lpips_checkpoint(tmp_path_factory)[0]), "--max-steps", "2000",
-                         "--max-sessions", "16")
+    proc = ServerProcess("demo", "--lpips", str(lpips_checkpoint(tmp_path_factory)[0]), "--lpips-alex",
+                         str(lpips_alex_checkpoint(tmp_path_factory)[0]), "--max-steps", "2000", "--max-sessions", "16")
     yield proc
     assert proc.stop() == 0, proc.output()
 
@@ -190,6 +190,8 @@ def test_a_photo_is_inverted_then_dragged(server, open_page, tmp_path):
     photo = tmp_path / "face.png"
     photo.write_bytes(base64.b64decode(generated["images"][0].split(",", 1)[1]))
     page = open_page(server.url + "/")
+    assert page.get_by_test_id("invert-method").input_value() == "pti"  # the server has PTI's networks
+    page.get_by_test_id("invert-method").select_option("latent")
     page.get_by_test_id("invert-space").select_option("w+")
     page.get_by_test_id("invert-steps").fill("25")
     page.get_by_test_id("upload-photo").set_input_files(str(photo))
@@ -208,6 +210,31 @@ def test_a_photo_is_inverted_then_dragged(server, open_page, tmp_path):
     drag_sid = canvas_data(page)["sid"]
     started_from = np.load(io.BytesIO(http.get(f"{server.url}/api/drag/{drag_sid}/latent.npy").content))
     np.testing.assert_array_equal(started_from, inverted)  # the drag started from the inversion's latent
+
+
+def test_a_photo_tuned_by_pti_is_dragged_on_its_tuned_generator(server, open_page):
+    page = open_page(server.url + "/")
+    page.get_by_test_id("invert-steps").fill("3")       # the pivot's steps
+    page.get_by_test_id("invert-tune-steps").fill("4")
+    page.get_by_test_id("upload-photo").set_input_files(str(fixture_path("images/chelsea.png")))
+    page.wait_for_function("document.querySelector('[data-testid=invert-info]').dataset.session")
+    sid = page.get_by_test_id("invert-info").get_attribute("data-session")
+    status = http.get(f"{server.url}/api/invert/{sid}").json()
+    assert status["state"] == "done" and status["method"] == "pti" and status["step"] == 7, status
+    info = page.get_by_test_id("invert-info").text_content()
+    assert "\u2192" in info and "editing on the tuned generator" in info
+    # the page switched to the tuned generator and shows its image of the pivot
+    assert page.get_by_test_id("model-select").input_value() == status["tuned_model"]
+    assert "PTI" in page.get_by_test_id("image-source").text_content()
+    page.wait_for_selector("[data-testid=canvas][data-ready='1']")
+
+    drag = drag_once(page, (20, 10), (20, 7), steps=2)
+    assert http.get(f"{server.url}/api/drag/{drag['sid']}").json()["model"] == status["tuned_model"]
+    pivot = np.load(io.BytesIO(http.get(f"{server.url}/api/invert/{sid}/latent.npy").content))
+    page.get_by_test_id("undo").click()
+    assert wait_state(page, "stopped") == "stopped"
+    started_from = np.load(io.BytesIO(http.get(f"{server.url}/api/drag/{drag['sid']}/latent.npy").content))
+    np.testing.assert_array_equal(started_from, pivot)
 
 
 def test_generate_grid_opens_a_seed_in_drag_and_errors_are_one_line(server, open_page):

@@ -98,6 +98,15 @@ def test_results_before_done_are_409_and_a_stopped_inversion_resumes(server, pho
     assert bad.status_code == 400 and "cap" in bad.json()["error"]
 
 
+def test_pti_needs_the_alexnet_lpips_and_says_so(server, photos):
+    _, images = photos
+    assert "pti" not in http.get(server.url + "/api/models").json()[0]["capabilities"]
+    response = http.post(server.url + "/api/invert", json={"model": "demo", "image": png_data_url(images[0]),
+                                                           "method": "pti"})
+    assert response.status_code == 400
+    assert "restart jaxgan serve with --lpips and --lpips-alex" in response.json()["error"]
+
+
 def test_lpips_distance_equals_the_library(server, photos, lpips_dir):
     from jaxgan.checkpoint import load_model
     from jaxgan.models.lpips import lpips_distances

@@ -18,12 +18,14 @@ const S = {
   painting: null,
 };
 let newImage = null;
+let useModel = null;
 
 const canvas = () => $("drag-canvas");
 const size = () => app.model.resolution;
 
 export function init(context) {
   newImage = context.newImage;
+  useModel = context.useModel;
   on("model", defaults);
   on("image", () => guarded(startOver));
   const c = canvas();
@@ -38,6 +40,7 @@ export function init(context) {
   $("show-mask").addEventListener("change", draw);
   $("upload").addEventListener("change", () => guarded(uploadPhoto));
   $("invert-space").addEventListener("change", invertDefaults);
+  $("invert-method").addEventListener("change", invertDefaults);
   for (const id of ["space", "lr", "steps", "lambda", "brush"]) $(id).addEventListener("change", persist);
 }
 
@@ -53,6 +56,12 @@ function defaults() {
   $("steps").value = Math.min(d.max_steps, app.limits.max_steps ?? d.max_steps);
   $("lambda").value = d.lambda_mask;
   $("brush").value = brushRadius(app.model.resolution);
+  // PTI when the server has its networks (a photo then keeps its details: the generator is tuned on it)
+  const canPTI = app.model.capabilities.includes("pti");
+  const option = $("invert-method").querySelector("option[value='pti']");
+  option.disabled = !canPTI;
+  option.title = canPTI ? "" : app.model.hints.pti;
+  $("invert-method").value = canPTI ? "pti" : "latent";
   invertDefaults();
   const canInvert = app.model.capabilities.includes("invert");
   $("invert-info").textContent = canInvert ? "" : app.model.hints.invert;
@@ -60,9 +69,18 @@ function defaults() {
 }
 
 function invertDefaults() {
+  const pti = $("invert-method").value === "pti";
+  const cap = app.limits.max_steps ?? Infinity;
+  $("invert-tune-label").hidden = !pti;
+  if (pti) {
+    const d = app.model.pti_defaults;
+    $("invert-steps").value = Math.min(d.pivot_steps, cap);
+    $("invert-tune-steps").value = Math.min(d.tune_steps, cap);
+    return;
+  }
   const d = app.model.invert_defaults;
   if (!d) return;
-  $("invert-steps").value = Math.min(d.steps[$("invert-space").value], app.limits.max_steps ?? Infinity);
+  $("invert-steps").value = Math.min(d.steps[$("invert-space").value], cap);
 }
 
 function settings() {
@@ -386,8 +404,12 @@ async function uploadPhoto() {
   clearError();
   const image = await blobToDataUrl(file);
   const steps = Number($("invert-steps").value);
-  const status = await api("/api/invert", { method: "POST", body: {
-    model: app.model.name, image, space: $("invert-space").value, steps } });
+  const space = $("invert-space").value;
+  const body = $("invert-method").value === "pti"
+    ? { model: app.model.name, image, method: "pti", space, pivot_steps: steps,
+        tune_steps: Number($("invert-tune-steps").value) }
+    : { model: app.model.name, image, space, steps };
+  const status = await api("/api/invert", { method: "POST", body });
   $("upload").value = "";
   save({ invert: { sid: status.id, label: file.name } });
   watchInversion({ sid: status.id, label: file.name });
@@ -403,7 +425,15 @@ async function finishInversion(sid, label, status) {
   if (status.state !== "done") throw new Error(`the inversion ${status.state}: ${status.error || status.stop_reason}`);
   const ws = await blobToDataUrl(await fetchBlob(`/api/invert/${sid}/latent.npy`));
   const m = status.metrics;
-  $("invert-info").textContent = `${label}: PSNR ${m.psnr.toFixed(2)} dB, LPIPS ${m.lpips.toFixed(4)} (${status.space})`;
+  let text = `${label}: PSNR ${m.psnr.toFixed(2)} dB, LPIPS ${m.lpips.toFixed(4)} (${status.space})`;
+  if (status.method === "pti") {
+    // the tuned generator is a model of its own: drag (and generate) on it from the pivot
+    await useModel(status.tuned_model);
+    const b = status.metrics_before;
+    text = `${label}: PSNR ${b.psnr.toFixed(2)} \u2192 ${m.psnr.toFixed(2)} dB, LPIPS ${b.lpips.toFixed(4)} \u2192 `
+      + `${m.lpips.toFixed(4)} (PTI, ${status.tuning_updates} tuning steps; editing on the tuned generator)`;
+  }
+  $("invert-info").textContent = text;
   $("invert-info").dataset.session = sid;  // kept until the server's TTL, so its files stay downloadable
-  newImage({ ws, label: `${label} (inverted)` });
+  newImage({ ws, label: `${label} (${status.method === "pti" ? "PTI" : "inverted"})` });
 }

@@ -21,6 +21,19 @@ function chooseModel(name) {
   save({ model: app.model.name });
 }
 
+function listModels(models) {
+  app.models = models;
+  $("model").replaceChildren(...models.map((m) => new Option(
+    m.derived_from ? `${m.name} (tuned from ${m.derived_from})` : `${m.name} (${m.resolution} px)`, m.name)));
+}
+
+// Switch to a model the server has just added (a PTI session's tuned generator): the list is read again.
+async function useModel(name) {
+  if (!app.models.some((m) => m.name === name)) listModels(await api("/api/models"));
+  chooseModel(name);
+  await emit("model");
+}
+
 // Render the seed as the current image; every panel starts over on it.
 export async function newImage(source) {
   clearError();
@@ -40,12 +53,11 @@ async function boot() {
   $("error-close").addEventListener("click", clearError);
   const [models, health] = await Promise.all([api("/api/models"), api("/api/health")]);
   if (!models.length) throw new Error("the server serves no models");
-  app.models = models;
+  listModels(models);
   app.limits = health.limits || {};
-  for (const m of models) $("model").append(new Option(`${m.name} (${m.resolution} px)`, m.name));
   const store = load();
   chooseModel(store.model);
-  for (const panel of Object.values(PANELS)) panel.init({ newImage, showTab });
+  for (const panel of Object.values(PANELS)) panel.init({ newImage, showTab, useModel });
   $("model").addEventListener("change", () => guarded(async () => {
     chooseModel($("model").value);
     await emit("model");
