@@ -3,7 +3,8 @@
 Takes a `network-KKKKKK/` checkpoint written by `jaxgan train`, keeps its generator only (the demo needs no D),
 copies its training record and the run's log summary into jaxgan.json, adds the demo job's settings for this
 resolution (`demo` entry, see jaxgan/demo.py), and writes a sample grid (seeds 0-31, psi 0.7, enlarged by a whole
-factor) for the README. The old bundle is replaced only when the new one is complete.
+factor) for the README. The old bundle is replaced only when the new one is complete; its encoder (model E, trained
+for the old generator by scripts/bundle_encoder.py) is not carried over.
 
     python scripts/bundle_demo.py /work/runs/faces32/network-000200 --run /work/runs/faces32 \
         --machine "2-core x86-64 CPU" --grid scripts/results/demo_grid.png

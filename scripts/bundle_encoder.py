@@ -12,7 +12,8 @@ training settings, the held-out numbers) in jaxgan.json; the old bundle is repla
 complete.
 
     python scripts/bundle_encoder.py RUN --lpips LPIPS_DIR --machine "2-core x86-64 CPU" \
-        --report scripts/results/demo_encoder.json
+        --report scripts/results/demo_encoder.json --dry        # measure
+    python scripts/bundle_encoder.py RUN --machine - --report scripts/results/demo_encoder.json --measured  # install
 """
 
 import argparse
@@ -53,7 +54,15 @@ def main():
     p.add_argument("--embed-steps", type=int, default=100, help="W+ embedding steps from the encoder (0: skip)")
     p.add_argument("--report", type=Path, required=True, help="the JSON of the held-out numbers")
     p.add_argument("--dry", action="store_true", help="measure and report only; leave the bundle as it is")
+    p.add_argument("--measured", action="store_true",
+                   help="install without measuring again: --report is an earlier --dry run's report of this run")
     args = p.parse_args()
+    if args.measured:
+        record = json.loads(args.report.read_text())
+        if record["settings"] != json.loads((args.run / "training.json").read_text()):
+            raise SystemExit(f"{args.report} was measured on another run than {args.run}")
+        install(load_model(args.run / "encoder", "editgan-encoder"), record)
+        return
 
     models, sidecar = load_checkpoint(BUNDLED_DIR, ("G",))
     G = models["G"]
@@ -80,13 +89,19 @@ def main():
               "heldout": heldout}
     args.report.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(heldout, indent=1))
-    if args.dry:
-        return
+    if not args.dry:
+        install(E, record)
+
+
+def install(E, record: dict) -> None:
+    """Rewrite the bundle as its G and E, with the encoder's record in jaxgan.json (replaced once complete)."""
+    models, sidecar = load_checkpoint(BUNDLED_DIR, ("G",))
+    invert.check_encoder(models["G"], E)
     meta = {k: v for k, v in sidecar.items() if k not in ("format", "format_version", "models")}
     meta["encoder"] = record
     tmp = BUNDLED_DIR.parent / ".demo.new"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(tmp, {"G": G, "E": E}, meta)
+    save_checkpoint(tmp, {"G": models["G"], "E": E}, meta)
     shutil.rmtree(BUNDLED_DIR, ignore_errors=True)
     tmp.replace(BUNDLED_DIR)
     size = sum(f.stat().st_size for f in BUNDLED_DIR.rglob("*") if f.is_file())

@@ -11,7 +11,7 @@ from jaxgan import demo
 from jaxgan.cli import main
 from jaxgan.cli.common import CHECKPOINT
 from jaxgan.demo import DEMO_NAME, bundled_checkpoint
-from tests.helpers import assert_refused
+from tests.helpers import assert_refused, lpips_checkpoint
 
 
 def run(*args):
@@ -57,3 +57,24 @@ def test_demo_writes_samples_and_a_drag(tmp_path):
     # The handle ends nearer its target than it started.
     assert np.abs(np.array(summary["final_points"]) - target).sum() < np.abs(start - target).sum(), summary
     assert "demo done" in result.output and str(dragged / "drag.gif") in result.output
+
+
+def test_invert_demo_with_the_bundled_encoder_starts_from_its_w_plus(tmp_path, tmp_path_factory):
+    """`jaxgan invert demo face.png --space w+ --encoder demo --steps 1`: the bundled encoder's W+ of the photo, with
+    the running BatchNorm statistics its checkpoint recommends (no --encoder-bn needed at 32 px)."""
+    from jaxgan.checkpoint import load_model
+    from jaxgan.data import toyfaces
+    from jaxgan.edit.invert import EmbedConfig
+    from jaxgan.images import load_image
+    from jaxgan.models import encoder
+    face = tmp_path / "face.png"
+    Image.fromarray(toyfaces.render_batch(toyfaces.batch_seeds(3, 0, 1), 64).images[0]).save(face)  # resized
+    result = run("invert", "demo", face, "--space", "w+", "--encoder", "demo", "--steps", 1, "--lpips",
+                 lpips_checkpoint(tmp_path_factory)[0], "--outdir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    E = load_model(bundled_checkpoint(), "editgan-encoder")
+    target = load_image(face, 32, 3, fit=EmbedConfig.image_fit)
+    want = np.asarray(encoder.encode_each(E, target[None], batch_norm="running"))[0]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "face_ws.npy"), want, rtol=0, atol=1e-5)
+    settings = json.loads((tmp_path / "out" / "invert.json").read_text())["settings"]
+    assert settings["config"]["encoder_batch_norm"] == "running"
