@@ -77,7 +77,8 @@ def train_encoder_command(ckpt, out, images_dir, lpips_ckpt, iterations, batch_s
     The official recipe (train_encoder.py): every iteration a real step on a batch of --images (once the epoch
     exceeds --warmup-epochs) with 10 LPIPS + 1 MSE between G(E(x)) and x, then a sampling step on generated
     images x_s = G(w_s), w_s truncated by psi 0.7, with 5 MSE(E(x_s), w_s) + 10 LPIPS + 1 MSE between G(E(x_s))
-    and x_s; Adam 3e-5; the encoder in train mode (batch-statistics BatchNorm); G frozen. Runs on one device.
+    and x_s; Adam 3e-5; the encoder in train mode (batch-statistics BatchNorm); G frozen. Data-parallel over
+    the local devices (as many as divide both batch sizes), with BatchNorm statistics over the whole batch.
 
     \b
     Examples:

@@ -17,10 +17,13 @@ MSE is the mean over every element (`F.mse_loss`'s default), LPIPS the batch mea
 clamped before the [0, 1] mapping. Without an LPIPS model (`lpips=None`) the LPIPS terms are left out of the
 losses and of the reported terms (the caller decides and says so): a cheaper, weaker variant, not the official one.
 
-Single device: the steps are plain `jax.jit` programs. The official BatchNorm normalises with the statistics of the
-whole batch (8 real, 2 sampled images); sharding the batch would make them per-device statistics (and one 32 px
-image per device has a single value per channel in its last map, which batch statistics cannot normalise), so a
-data-parallel version would need cross-device BatchNorm, which the encoder does not have.
+Data-parallel without changing the numbers: the steps are `jax.jit` programs of the whole batch, and the driver
+(`encoder_run`) shards the batch over the devices and replicates the networks, so XLA's partitioner splits each
+step and adds the cross-device reductions itself. The official BatchNorm normalises with the statistics of the
+whole batch (8 real, 2 sampled images): here too, over every device's share (a per-device BatchNorm would change
+the method, and one 32 px image per device has a single value per channel in its last map). The sampled latents
+are drawn whole from the step's key, then constrained to the batch sharding (`batch_sharding`), so a run's numbers
+do not depend on the device count beyond the order of floating-point sums.
 """
 
 import dataclasses
@@ -127,11 +130,15 @@ def real_step(E: SplitModel, opt_state, G: SplitModel, lpips: SplitModel | None,
     return _adam_step(E, opt_state, loss_fn, cfg)
 
 
-@functools.partial(jax.jit, static_argnames="cfg")
-def sampling_step(E: SplitModel, opt_state, G: SplitModel, lpips: SplitModel | None, key, cfg: EncoderTrainConfig):
+@functools.partial(jax.jit, static_argnames=("cfg", "batch_sharding"))
+def sampling_step(E: SplitModel, opt_state, G: SplitModel, lpips: SplitModel | None, key, cfg: EncoderTrainConfig,
+                  batch_sharding=None):
     """The official sampling step on `sample_bs` generated images drawn with `key`: returns (E, opt_state,
-    {'sample_w_mse', 'sample_mse', 'sample_lpips' (with LPIPS), 'sample_loss'})."""
+    {'sample_w_mse', 'sample_mse', 'sample_lpips' (with LPIPS), 'sample_loss'}). batch_sharding: how to split the
+    sampled batch over devices (a NamedSharding of its leading axis; None: as XLA decides)."""
     ws = jax.lax.stop_gradient(sample_latents(G, key, cfg))  # the generator is frozen
+    if batch_sharding is not None:
+        ws = jax.lax.with_sharding_constraint(ws, batch_sharding)
     images = jax.lax.stop_gradient(stylegan2.synthesis(G, ws, noise_mode="const"))
 
     def loss_fn(E):

@@ -19,8 +19,11 @@ The run directory OUT:
   encoder/           the trained encoder as a jaxgan checkpoint (model E, kind editgan-encoder), written at the
                      end (replaced whole when a resumed run ends), for `jaxgan invert --encoder OUT/encoder`
 
-Every file and directory is written under a temporary name and renamed when complete. Single device: see
-`jaxgan.train.encoder` (BatchNorm statistics over the whole batch).
+Every file and directory is written under a temporary name and renamed when complete. Data-parallel over the
+largest number of the given devices that divides both batch sizes (`training_devices`): the batches are sharded,
+the networks and the optimiser state replicated, and each step is partitioned by XLA with BatchNorm statistics over
+the whole batch, as `jaxgan.train.encoder` explains; the state and the encoder are saved as on one device, so a run
+may resume on another device count.
 """
 
 import dataclasses
@@ -32,6 +35,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxgan.checkpoint import save_checkpoint
 from jaxgan.files import atomic_write, write_json
@@ -68,6 +73,15 @@ def encoder_config_for(G: SplitModel, **widths) -> EncoderConfig:
     """The encoder for generator G: its num_ws rows of width w_dim; other sizes EncoderConfig's defaults (the
     official network) unless given."""
     return EncoderConfig(num_ws=G.config.num_ws, w_dim=G.config.w_dim, **widths)
+
+
+def training_devices(cfg: EncoderTrainConfig, with_images: bool, devices=None) -> list:
+    """The devices a run shards over: the most of `devices` (default: the local ones) that divides the sampled
+    batch and, with real images, the real batch."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    sizes = (cfg.sample_bs, cfg.batch_size) if with_images else (cfg.sample_bs,)
+    count = max(n for n in range(1, len(devices) + 1) if all(size % n == 0 for size in sizes))
+    return devices[:count]
 
 
 def _keys(cfg: EncoderTrainConfig):
@@ -122,14 +136,14 @@ def train_encoder(G: SplitModel, lpips: SplitModel | None, out, cfg: EncoderTrai
                   images=None, iterations: int, encoder_cfg: EncoderConfig | None = None, resume: bool = False,
                   generator: str | None = None, state_every: int = 1000, log_every: int = 100,
                   on_progress: Callable[[Progress], None] | None = None,
-                  stop_after_iterations: int | None = None) -> EncoderTrainState:
+                  stop_after_iterations: int | None = None, devices=None) -> EncoderTrainState:
     """Train EditGAN's encoder for generator G until `iterations` iterations are done in all (counting those of
     the run resumed), and write OUT/encoder.
 
     images: real images [N, R, R, 3] in [-1, 1] at G's resolution (None: sampling steps only). lpips: the VGG
     LPIPS model, or None to drop the LPIPS terms. generator: where G came from, recorded in the sidecar.
     `stop_after_iterations` ends the call early (saving the state as at the end, writing no encoder): for tests
-    of resumption.
+    of resumption. devices: those to shard over (default: the local ones; see `training_devices`).
     """
     if G.config.c_dim:
         raise ValueError("the encoder is trained for unconditional generators (c_dim 0)")
@@ -158,7 +172,13 @@ def train_encoder(G: SplitModel, lpips: SplitModel | None, out, cfg: EncoderTrai
         state = init_state(encoder_cfg, cfg)
 
     _, sample_key, shuffle_key = _keys(cfg)
-    E, opt, step = state.E, state.opt, int(state.step)
+    used = training_devices(cfg, images is not None, devices)
+    # Auto axes: XLA partitions the whole-batch steps from their inputs' shardings
+    mesh = jax.make_mesh((len(used),), ("batch",), axis_types=(AxisType.Auto,), devices=used)
+    replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("batch"))
+    G, lpips = jax.device_put((G, lpips), replicated)
+    E, opt, step = *jax.device_put((state.E, state.opt), replicated), int(state.step)
+    sharded = batch_sharding if len(used) > 1 else None
     start, seconds_before = time.perf_counter(), _seconds_so_far(out)
     order, order_epoch, window, done_here = None, None, [], 0
     while step < iterations:
@@ -169,10 +189,10 @@ def train_encoder(G: SplitModel, lpips: SplitModel | None, out, cfg: EncoderTrai
                 order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), count))
                 order_epoch = epoch
             b = step % per_epoch
-            batch = jnp.asarray(images[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]])
+            batch = jax.device_put(images[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]], batch_sharding)
             E, opt, real_terms = real_step(E, opt, G, lpips, batch, cfg)
             terms.update(real_terms)
-        E, opt, sample_terms = sampling_step(E, opt, G, lpips, jax.random.fold_in(sample_key, step), cfg)
+        E, opt, sample_terms = sampling_step(E, opt, G, lpips, jax.random.fold_in(sample_key, step), cfg, sharded)
         terms.update(sample_terms)
         step += 1
         done_here += 1
@@ -187,17 +207,22 @@ def train_encoder(G: SplitModel, lpips: SplitModel | None, out, cfg: EncoderTrai
                 on_progress(report)
             window = []
         if step % state_every == 0 or finished:
-            state = EncoderTrainState(E=E, opt=opt, step=jnp.asarray(step, jnp.int32))
+            state = _on_host(EncoderTrainState(E=E, opt=opt, step=jnp.asarray(step, jnp.int32)))
             save_state(out, state)
         if stopping:
             return state
-    state = EncoderTrainState(E=E, opt=opt, step=jnp.asarray(step, jnp.int32))
+    state = _on_host(EncoderTrainState(E=E, opt=opt, step=jnp.asarray(step, jnp.int32)))
     meta = {"training": {"trainer": "jaxgan.train.encoder", "recipe": "EditGAN train_encoder.py (fef9ab8)",
-                         "generator": generator, "iterations": step, "images": count,
+                         "generator": generator, "iterations": step, "images": count, "devices": len(used),
                          "lpips": lpips is not None, "config": cfg.to_dict(),
                          "seconds": round(seconds_before + time.perf_counter() - start, 1)}}
-    save_checkpoint(out / ENCODER_DIR, {"E": jax.device_put(E, jax.local_devices()[0])}, meta, replace=True)
+    save_checkpoint(out / ENCODER_DIR, {"E": state.E}, meta, replace=True)
     return state
+
+
+def _on_host(state: EncoderTrainState) -> EncoderTrainState:
+    """The (replicated) state as numpy arrays: saved and returned as on one device, whatever the run sharded over."""
+    return jax.tree_util.tree_map(np.asarray, state)
 
 
 def _mean(window: list[dict]) -> dict:
