@@ -201,3 +201,10 @@ def test_a_data_parallel_run_equals_a_one_device_run(G, tmp_path):
     assert np.median(diff) == 0 and diff.max() <= 6 * TINY.lr
     ws = [encoder.encode(e, real_images(4, seed=9), batch_norm="running") for e in (sharded.E, single.E)]
     np.testing.assert_allclose(np.asarray(ws[0]), np.asarray(ws[1]), rtol=0, atol=1e-5)  # measured 4.8e-7
+    # a run stopped on 2 devices resumes on 1 (the state is saved as plain arrays)
+    train_encoder(G, None, tmp_path / "moved", TINY, stop_after_iterations=3, **kwargs)
+    moved = train_encoder(G, None, tmp_path / "moved", TINY, resume=True, devices=jax.local_devices()[:1], **kwargs)
+    assert int(moved.step) == 6
+    moved_log = [json.loads(line)["terms"] for line in (tmp_path / "moved" / LOG_FILE).read_text().splitlines()]
+    for a, b in zip(moved_log, logs[1]):
+        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-5)
