@@ -256,7 +256,11 @@ def create_app(engine: Engine, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/api/models")
     async def models():
-        return [model.describe() for model in engine.served_models()]
+        return [model.describe() for model in engine.listed_models()]
+
+    @app.get("/api/models/{name}")
+    async def model_description(name: str):
+        return engine.model(name).describe()  # listed or not: a PTI session's tuned generator too
 
     @app.get("/api/stats")
     async def stats():

@@ -311,7 +311,7 @@ class Engine:
         model = self.models.get(name)  # one read: the web side may call this while a PTI session changes the table
         if model is None:
             raise UnknownModel(f"unknown model {name!r}; this server has "
-                               f"{sorted(m.name for m in self.served_models())}")
+                               f"{sorted(m.name for m in self.listed_models())}")
         return model
 
     def session(self, sid: str, kind: str | None = None) -> Session:
@@ -544,12 +544,13 @@ class Engine:
 
     # -- reports --------------------------------------------------------------------------------------------------
 
-    def served_models(self) -> list[ServedModel]:
-        """The models now served, read from the web side (PTI sessions add and remove models on the engine thread:
-        a copy of the table, retried if it changed meanwhile)."""
+    def listed_models(self) -> list[ServedModel]:
+        """The models anyone may see: those the server was started with. A PTI session's tuned generator is served
+        but not listed (its name reaches only the client that made it, through the session's status). Read from the
+        web side while PTI sessions may change the table on the engine thread: a copy, retried if it changed."""
         while True:
             try:
-                return list(self.models.values())
+                return [m for m in list(self.models.values()) if m.derived_from is None]
             except RuntimeError:
                 continue
 
@@ -563,7 +564,7 @@ class Engine:
             except RuntimeError:
                 continue
         return {"status": "ok" if self._accepting else "stopping", "backend": jax.default_backend(),
-                "devices": len(self.devices), "models": sorted(m.name for m in self.served_models()),
+                "devices": len(self.devices), "models": sorted(m.name for m in self.listed_models()),
                 "sessions": {"live": len(sessions), "capacity": self.capacity,
                              "running": sum(s.state == RUNNING for s in sessions)},
                 "limits": {"max_steps": self.cfg.max_steps, "max_points": self.cfg.max_points,

@@ -13,12 +13,14 @@ program):
 
 When it is done, the engine registers the tuned generator as a served model of its own (`tuned_model` in the
 status), which drag, generate and inversion requests name like any other, until the session is deleted or expires
-and no session uses it any more. A tuned generator is a full copy of the synthesis parameters: drags on different
+and no session uses it any more. It is not listed in /api/models: its name is a random token that only the
+session's status gives, so other users of the server neither see nor reach the photo's generator. A tuned generator is a full copy of the synthesis parameters: drags on different
 tuned generators cannot share one batch (each is its own pool).
 """
 
 import dataclasses
 import functools
+import secrets
 
 import jax
 import jax.numpy as jnp
@@ -150,11 +152,12 @@ class PTISession(CountedSession):
                            "before": {k: float(before[k][0]) for k in pti.METRICS}}
 
     def derived_model(self, model):
-        """The tuned generator as a served model `MODEL~pti-ID`: the drag settings and LPIPS networks of the model it
-        was tuned from, no segmentation branch (its features changed)."""
+        """The tuned generator as a served model `MODEL~pti-TOKEN` (a random token): the drag settings and LPIPS
+        networks of the model it was tuned from, no segmentation branch (its features changed)."""
         if self.result is None or self.tuned_model is not None:
             return None
-        self.tuned_model = f"{model.name}~pti-{self.id}"
+        # a name of its own, not the session's id: it is not listed, but whoever learns it may use the generator
+        self.tuned_model = f"{model.name}~pti-{secrets.token_urlsafe(9)}"
         return dataclasses.replace(model, name=self.tuned_model, seg=None, derived_from=model.name,
                                    G=pti.with_synthesis_params(model.G, self.result["params"]),
                                    checkpoint=f"{model.checkpoint}, tuned by PTI session {self.id}")

@@ -1,6 +1,6 @@
 """PTI sessions through `jaxgan serve demo --lpips L --lpips-alex A`: each equals `jaxgan invert --method pti`
 (`pti.pti_images`, the same seed) for its photo, whatever runs beside it, and its tuned generator is served as a
-model of its own (generate, drag) until its session and every session using it are gone."""
+model of its own (generate, drag), unlisted, until its session and every session using it are gone."""
 
 import asyncio
 import io
@@ -61,8 +61,8 @@ def wait_ended(url, kind, sid, timeout=240):
     return asyncio.run(poll())
 
 
-def served_names(url):
-    return [m["name"] for m in http.get(url + "/api/models").json()]
+def served(url, name) -> bool:
+    return http.get(f"{url}/api/models/{name}").status_code == 200
 
 
 def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generators(server, photos, networks):
@@ -94,7 +94,8 @@ def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generator
 
         # the tuned generator is a model of its own: its image of the pivot is the reconstruction
         name = status["tuned_model"]
-        described = next(m for m in http.get(server.url + "/api/models").json() if m["name"] == name)
+        assert status["id"] not in name  # its own token: knowing the model does not give the session
+        described = http.get(f"{server.url}/api/models/{name}").json()
         assert described["derived_from"] == "demo" and "drag" in described["capabilities"]
         recon = png_pixels(http.get(f"{server.url}/api/invert/{status['id']}/reconstruction.png").content)
         generated = http.post(server.url + "/api/generate", json={"model": name, "ws": latent[None].tolist()})
@@ -102,6 +103,12 @@ def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generator
         assert np.abs(pixels.astype(np.int16) - recon).max() <= 1
         original = http.post(server.url + "/api/generate", json={"model": "demo", "ws": latent[None].tolist()})
         assert (original.json()["images"][0] != generated.json()["images"][0]) == (status["tuning_updates"] > 0)
+
+    # tuned generators are served but not listed: other users of the server neither see nor reach them
+    assert [m["name"] for m in http.get(server.url + "/api/models").json()] == ["demo"]
+    assert http.get(server.url + "/api/health").json()["models"] == ["demo"]
+    unknown = http.post(server.url + "/api/generate", json={"model": "nope", "seeds": [0]}).json()["error"]
+    assert "~pti-" not in unknown
 
     # the photo is far from the model: every forward is over the threshold, and tuning improves the reconstruction
     assert statuses[0]["tuning_updates"] == TUNE_STEPS
@@ -117,10 +124,9 @@ def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generator
     assert wait_ended(server.url, "drag", drag.json()["id"])["state"] == "done"
     assert http.delete(f"{server.url}/api/invert/{first['id']}").status_code == 200
     assert http.delete(f"{server.url}/api/invert/{second['id']}").status_code == 200
-    names = served_names(server.url)
-    assert first["tuned_model"] in names and second["tuned_model"] not in names
+    assert served(server.url, first["tuned_model"]) and not served(server.url, second["tuned_model"])
     assert http.delete(f"{server.url}/api/drag/{drag.json()['id']}").status_code == 200
-    assert served_names(server.url) == ["demo"]
+    assert not served(server.url, first["tuned_model"])
     gone = http.post(server.url + "/api/generate", json={"model": first["tuned_model"], "seeds": [0]})
     assert gone.status_code == 404 and "unknown model" in gone.json()["error"]
 

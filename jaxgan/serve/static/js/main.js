@@ -27,9 +27,16 @@ function listModels(models) {
     m.derived_from ? `${m.name} (tuned from ${m.derived_from})` : `${m.name} (${m.resolution} px)`, m.name)));
 }
 
-// Switch to a model the server has just added (a PTI session's tuned generator): the list is read again.
+// A served model that /api/models does not list (a PTI session's tuned generator), added to the menu.
+async function addModel(name) {
+  if (!app.models.some((m) => m.name === name)) {
+    listModels([...app.models, await api(`/api/models/${encodeURIComponent(name)}`)]);
+  }
+}
+
+// Switch to a model the server has just added for this tab.
 async function useModel(name) {
-  if (!app.models.some((m) => m.name === name)) listModels(await api("/api/models"));
+  await addModel(name);
   chooseModel(name);
   await emit("model");
 }
@@ -56,6 +63,7 @@ async function boot() {
   listModels(models);
   app.limits = health.limits || {};
   const store = load();
+  if (store.model) await addModel(store.model).catch(() => {});  // a tuned generator this tab made, if still served
   chooseModel(store.model);
   for (const panel of Object.values(PANELS)) panel.init({ newImage, showTab, useModel });
   $("model").addEventListener("change", () => guarded(async () => {
