@@ -56,6 +56,8 @@ DECISIONS: dict[str, Decision] = {
     "upfirdn2d": Decision(gpu="xla", cpu="xla", why=_UNMEASURED),
     # DragGAN's windowed nearest-neighbour search (many points and sessions).
     "point_tracking": Decision(gpu="xla", cpu="xla", why=_UNMEASURED),
+    # StyleGAN3's filtered leaky ReLU (bias, up-FIR, lrelu, clamp, down-FIR): no kernel yet.
+    "filtered_lrelu": Decision(gpu="xla", cpu="xla", why="there is no Pallas kernel yet"),
 }
 
 _CONTEXT = jax.make_user_context(default_value=None)
