@@ -12,14 +12,28 @@ ToRGB), radial down filters (`use_radial_filters`, not on critically sampled lay
 symmetric interpretation of Appendix C.3). The filters themselves are buffers of the checkpoint, so nothing here
 designs one (no scipy).
 
-Still to come: the layers (modulated convolution, filtered leaky ReLU, magnitude EMA), ToRGB, the mapping network
-(StyleGAN2's with StyleGAN3's defaults) and the functional API; `jaxgan.nn.synthesis_input` is the input layer and
-`jaxgan.ops.filtered_lrelu` the nonlinearity.
+`synthesis_layer` is one layer's forward for one image (`SynthesisLayer.forward`, :322-350, and SG3's
+`modulated_conv2d`, :24-64): styles = affine(w) (FullyConnectedLayer, weight gain 1/sqrt(w_dim), bias init 1; for
+ToRGB times 1/sqrt(in_channels * k^2)); the weight pre-normalised by its RMS per output channel, the styles by
+their RMS, modulated, demodulated (not for ToRGB), times input_gain = magnitude_ema^-1/2; a convolution with "full"
+padding k - 1; then `filtered_lrelu` with the layer's filters, factors and padding (gain sqrt 2 and slope 0.2, or
+1 and 1 for ToRGB), clamped to conv_clamp. The official code normalises the styles by the RMS over the whole
+batch; demodulation divides every output channel by the norm of its modulated weights, which removes any scale
+of the styles, so per-image normalisation is the same function (and the non-demodulated ToRGB is not
+pre-normalised): an image does not depend on the others of its batch.
+
+Still to come: the whole synthesis network and the mapping network (StyleGAN2's with StyleGAN3's defaults) as a
+model, the magnitude EMA update (training), the converter and the functional API; `jaxgan.nn.synthesis_input`
+is the input layer and `jaxgan.ops.filtered_lrelu` the nonlinearity.
 """
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+from jaxgan.ops.filtered_lrelu import filtered_lrelu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,3 +155,29 @@ def input_layout(cfg: StyleGAN3Config) -> dict:
     size = int(s["sizes"][0])
     return {"size": (size, size), "sampling_rate": float(s["sampling_rates"][0]), "bandwidth": float(s["cutoffs"][0]),
             "channels": int(s["channels"][0])}
+
+
+def synthesis_layer(params: dict, spec: LayerSpec, x, w, *, conv_clamp: float | None = 256):
+    """One SynthesisLayer on one image: x [in_size, in_size, in_channels] (HWC), w [w_dim] -> [out_size, out_size,
+    out_channels]. params by their state-dict suffixes: 'weight' [O, I, k, k], 'bias' [O], 'affine.weight'
+    [I, w_dim], 'affine.bias' [I], 'magnitude_ema' [], and 'up_filter' / 'down_filter' where the layer has them."""
+    weight = jnp.asarray(params["weight"], jnp.float32)
+    affine_weight = jnp.asarray(params["affine.weight"], jnp.float32)
+    styles = w @ (affine_weight * np.float32(1 / np.sqrt(affine_weight.shape[1]))).T + params["affine.bias"]
+    if spec.is_torgb:
+        styles = styles * np.float32(1 / np.sqrt(spec.in_channels * spec.conv_kernel ** 2))
+    demodulate = not spec.is_torgb
+    if demodulate:
+        weight = weight * lax.rsqrt(jnp.mean(jnp.square(weight), axis=(1, 2, 3), keepdims=True))
+        styles = styles * lax.rsqrt(jnp.mean(jnp.square(styles)))
+    weight = weight * styles[None, :, None, None]                               # [O, I, k, k]
+    if demodulate:
+        weight = weight * lax.rsqrt(jnp.sum(jnp.square(weight), axis=(1, 2, 3), keepdims=True) + np.float32(1e-8))
+    weight = weight * lax.rsqrt(jnp.asarray(params["magnitude_ema"], jnp.float32))  # input_gain
+    k = spec.conv_kernel
+    y = lax.conv_general_dilated(x[None], jnp.transpose(weight, (2, 3, 1, 0)), (1, 1), [(k - 1, k - 1)] * 2,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
+    y = filtered_lrelu(y, params.get("up_filter"), params.get("down_filter"), params["bias"], spec.up_factor,
+                       spec.down_factor, spec.padding, gain=1.0 if spec.is_torgb else float(np.sqrt(2)),
+                       slope=1.0 if spec.is_torgb else 0.2, clamp=conv_clamp)
+    return y[0]
