@@ -323,6 +323,22 @@ def jitted_drag_step():
 # `jaxgan serve`, started as a user starts it: a subprocess on loopback
 
 
+def wait_session_end(url: str, kind: str, sid: str, timeout: float = 240.0, client=None) -> dict:
+    """Poll `GET /api/{kind}/{sid}` every 0.1 s until the session is no longer running; its status. Fails the test
+    after `timeout` seconds."""
+    import time
+
+    import httpx
+    client = client or httpx.Client(timeout=120)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"{url}/api/{kind}/{sid}").json()
+        if status["state"] != "running":
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{kind} session {sid} still running after {timeout} s")
+
+
 def png_data_url(pixels, mode=None) -> str:
     """uint8 pixels [H, W] or [H, W, C] as a `data:image/png;base64,...` URL (how clients upload images)."""
     import base64

@@ -4,14 +4,14 @@ vector with refinement, each equal to the library call `jaxgan editgan` makes.""
 
 import base64
 import io
-import time
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_data_url
+from tests.helpers import (ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_data_url,
+                           wait_session_end)
 
 http = httpx.Client(timeout=300)  # the first request of a kind waits for its compilation
 STEPS = 3
@@ -47,16 +47,6 @@ def models(checkpoints):
             load_model(L, "lpips"))
 
 
-def wait_done(url, sid, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = http.get(f"{url}/api/editgan/{sid}").json()
-        if status["state"] != "running":
-            return status
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_segment_edit_and_apply_equal_the_library(server, models):
     from jaxgan.edit import editgan, editgan_outputs
@@ -80,7 +70,7 @@ def test_segment_edit_and_apply_equal_the_library(server, models):
         "model": name, "ws": ws[1].tolist(), "target": png_data_url(target, "L"), "region": png_data_url(region, "L"),
         "steps": STEPS})
     assert created.status_code == 201, created.text
-    status = wait_done(url, created.json()["id"])
+    status = wait_session_end(url, "editgan", created.json()["id"], timeout=600)
     want = editgan.edit(G, S, L, ws[1:2], target[None], region[None].astype(bool), editgan.EditConfig(steps=STEPS))
     assert status["state"] == "done" and status["step"] == STEPS - 1
     assert status["class_ids"] == want["class_ids"][0]
@@ -97,7 +87,7 @@ def test_segment_edit_and_apply_equal_the_library(server, models):
     applied = http.post(url + "/api/editgan/apply", json={
         "model": name, "ws": ws[0].tolist(), "vector_session": edit_id, "scale": 1.0, "steps": STEPS})
     assert applied.status_code == 201, applied.text
-    status = wait_done(url, applied.json()["id"])
+    status = wait_session_end(url, "editgan", applied.json()["id"], timeout=600)
     want = editgan.apply_and_refine(G, S, L, ws[:1], vector, class_ids, 1.0, editgan.EditConfig(steps=STEPS))
     latent = np.load(io.BytesIO(http.get(f"{url}/api/editgan/{status['id']}/latent.npy").content))
     np.testing.assert_allclose(latent, want["ws"][0], atol=1e-4, rtol=0)
@@ -112,7 +102,8 @@ def test_segment_edit_and_apply_equal_the_library(server, models):
     np.testing.assert_allclose(latent, ws[0] + np.float32(0.5) * vector, atol=1e-6)
 
     bad = http.post(url + "/api/editgan/edit", json={
-        "model": name, "seed": 0, "target": png_data_url(np.full((64, 64), 40), "L"), "region": png_data_url(region, "L")})
+        "model": name, "seed": 0, "target": png_data_url(np.full((64, 64), 40), "L"),
+        "region": png_data_url(region, "L")})
     assert bad.status_code == 400 and "class id 40" in bad.json()["error"]
 
 

@@ -1,7 +1,6 @@
 """Inversion sessions and LPIPS distances through `jaxgan serve demo --lpips L`: each session equals `jaxgan invert`
 (`invert.invert_images`, the same seed) for its photo, whatever runs beside it."""
 
-import asyncio
 import io
 
 import httpx
@@ -9,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServerProcess, assert_refused, lpips_alex_checkpoint, lpips_checkpoint, png_data_url
+from tests.helpers import (ServerProcess, assert_refused, lpips_alex_checkpoint, lpips_checkpoint, png_data_url,
+                           wait_session_end)
 
 http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
 
@@ -46,17 +46,6 @@ def photos():
     return G, photos
 
 
-def wait_done(url, sid, timeout=180):
-    async def poll():
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            for _ in range(int(timeout * 10)):
-                status = (await client.get(f"/api/invert/{sid}")).json()
-                if status["state"] != "running":
-                    return status
-                await asyncio.sleep(0.1)
-    return asyncio.run(poll())
-
-
 @pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
 def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     from jaxgan.checkpoint import load_model
@@ -68,7 +57,7 @@ def test_inversions_side_by_side_equal_jaxgan_invert(server, photos, lpips_dir):
     created = [http.post(server.url + "/api/invert", json={"model": "demo", "image": png_data_url(images[i % 2]),
                                                             "steps": STEPS, **r}).json()
                for i, r in enumerate(requests)]
-    statuses = [wait_done(server.url, c["id"]) for c in created]
+    statuses = [wait_session_end(server.url, "invert", c["id"], timeout=180) for c in created]
     for i, (request, status) in enumerate(zip(requests, statuses)):
         assert status["state"] == "done" and status["step"] == invert.updates_for(request["space"], STEPS)
         cfg = invert.METHODS[request["space"]][3](steps=STEPS)

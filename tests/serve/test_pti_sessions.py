@@ -2,7 +2,6 @@
 (`pti.pti_images`, the same seed) for its photo, whatever runs beside it, and its tuned generator is served as a
 model of its own (generate, drag), unlisted, until its session and every session using it are gone."""
 
-import asyncio
 import io
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import (ServerProcess, fixture_path, lpips_alex_checkpoint, lpips_checkpoint, png_data_url,
-                           png_pixels)
+                           png_pixels, wait_session_end)
 
 http = httpx.Client(timeout=120)  # the first request of a kind waits for its compilation
 
@@ -49,18 +48,6 @@ def photos():
     return G, [photo, canvas]
 
 
-def wait_ended(url, kind, sid, timeout=240):
-    async def poll():
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            for _ in range(int(timeout * 10)):
-                status = (await client.get(f"/api/{kind}/{sid}")).json()
-                if status["state"] != "running":
-                    return status
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"{kind} session {sid} still running after {timeout} s")
-    return asyncio.run(poll())
-
-
 def served(url, name) -> bool:
     return http.get(f"{url}/api/models/{name}").status_code == 200
 
@@ -76,7 +63,7 @@ def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generator
         "tune_steps": TUNE_STEPS, "seed": seed}) for i, seed in enumerate(seeds)]
     assert [c.status_code for c in created] == [201, 201], [c.text for c in created]
     assert created[0].json()["phase"] == "pivot" and created[0].json()["max_steps"] == PIVOT_STEPS + TUNE_STEPS
-    statuses = [wait_ended(server.url, "invert", c.json()["id"]) for c in created]
+    statuses = [wait_session_end(server.url, "invert", c.json()["id"]) for c in created]
 
     cfg = pti.PTIConfig(pivot_steps=PIVOT_STEPS, tune_steps=TUNE_STEPS)
     lpips, alex = (load_model(path, "lpips") for path in networks)
@@ -121,7 +108,7 @@ def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generator
     drag = http.post(server.url + "/api/drag", json={"model": first["tuned_model"], "ws": pivot[None].tolist(),
                                                      "points": [[20, 10]], "targets": [[20, 7]], "max_steps": 2})
     assert drag.status_code == 201, drag.text
-    assert wait_ended(server.url, "drag", drag.json()["id"])["state"] == "done"
+    assert wait_session_end(server.url, "drag", drag.json()["id"])["state"] == "done"
     assert http.delete(f"{server.url}/api/invert/{first['id']}").status_code == 200
     assert http.delete(f"{server.url}/api/invert/{second['id']}").status_code == 200
     assert served(server.url, first["tuned_model"]) and not served(server.url, second["tuned_model"])
