@@ -260,6 +260,21 @@ def generator_fixture(name):
     return fill_model(stylegan2.abstract_model(cfg), fixture_state_dict(data)), data, meta
 
 
+def sg3_fixture_config(meta):
+    """The StyleGAN3Config of a StyleGAN3 fixture, from the constructor arguments it records (flat, as
+    networks_stylegan3.Generator takes them, with mapping_kwargs)."""
+    from jaxgan.models.stylegan3 import StyleGAN3Config
+    kwargs = dict(meta["init_kwargs"])
+    mapping = kwargs.pop("mapping_kwargs", {})
+    return StyleGAN3Config(mapping_layers=mapping.get("num_layers", 2), **kwargs)
+
+
+def fixture_module_params(data, module: str) -> dict:
+    """{suffix: array} of a fixture's `param/<module>.<suffix>` arrays, e.g. module 'synthesis.L0_36_32'."""
+    prefix = f"param/{module}."
+    return {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+
+
 @functools.cache
 def discriminator_fixture(name):
     """(D, arrays, meta) of a discriminator fixture: the official weights in jaxgan's StyleGAN2 discriminator."""

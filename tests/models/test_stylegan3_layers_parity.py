@@ -12,32 +12,21 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan.models.stylegan3 import StyleGAN3Config, layer_specs, synthesis_layer
+from jaxgan.models.stylegan3 import layer_specs, synthesis_layer
 from jaxgan.nn.synthesis_input import fourier_features
-from tests.helpers import load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_module_params, load_fixture, nchw_to_nhwc, sg3_fixture_config
 
 RTOL_TO_SCALE = 1e-5
-
-
-def config_of(meta) -> StyleGAN3Config:
-    kwargs = dict(meta["init_kwargs"])
-    mapping = kwargs.pop("mapping_kwargs", {})
-    return StyleGAN3Config(mapping_layers=mapping.get("num_layers", 2), **kwargs)
-
-
-def layer_params(data, name):
-    prefix = f"param/synthesis.{name}."
-    return {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
 
 
 @pytest.mark.parametrize("fixture", ["sg3_t_res64.npz", "sg3_r_res64.npz"])
 def test_every_layer_matches_the_official_outputs(fixture):
     data, meta = load_fixture(fixture)
-    cfg = config_of(meta)
+    cfg = sg3_fixture_config(meta)
     ws = data["out/ws_psi1"][:1]
     x = nchw_to_nhwc(data["out/feat_input"])
     for i, spec in enumerate(layer_specs(cfg)):
-        params = layer_params(data, spec.name)
+        params = fixture_module_params(data, f"synthesis.{spec.name}")
         assert {"weight", "bias", "affine.weight", "affine.bias", "magnitude_ema"} <= set(params)
         run = jax.jit(jax.vmap(functools.partial(synthesis_layer, params, spec, conv_clamp=cfg.conv_clamp)))
         x = run(x, ws[:, i + 1])
@@ -53,13 +42,14 @@ def test_the_input_and_first_layer_chain_from_ws():
     """The input layer too: ws row 0 -> Fourier features -> L0, against the official L0 output."""
     from jaxgan.models.stylegan3 import input_layout
     data, meta = load_fixture("sg3_t_res64.npz")
-    cfg = config_of(meta)
+    cfg = sg3_fixture_config(meta)
     layout = input_layout(cfg)
-    params = {k[len("param/synthesis.input."):]: data[k] for k in data.files if k.startswith("param/synthesis.input.")}
+    params = fixture_module_params(data, "synthesis.input")
     ws = data["out/ws_psi1"][:1]
     x = fourier_features(params, ws[:, 0], size=layout["size"], sampling_rate=layout["sampling_rate"],
                          bandwidth=layout["bandwidth"])
     spec = layer_specs(cfg)[0]
-    y = jax.vmap(functools.partial(synthesis_layer, layer_params(data, spec.name), spec))(x, ws[:, 1])
+    params = fixture_module_params(data, f"synthesis.{spec.name}")
+    y = jax.vmap(functools.partial(synthesis_layer, params, spec))(x, ws[:, 1])
     want = nchw_to_nhwc(data[f"out/feat_{spec.name}"])
     assert float(np.max(np.abs(np.asarray(y) - want))) <= RTOL_TO_SCALE * float(np.max(np.abs(want)))

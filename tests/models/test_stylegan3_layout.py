@@ -5,22 +5,16 @@ dicts."""
 
 import pytest
 
-from jaxgan.models.stylegan3 import StyleGAN3Config, input_layout, layer_specs
-from tests.helpers import load_fixture
+from jaxgan.models.stylegan3 import input_layout, layer_specs
+from tests.helpers import load_fixture, sg3_fixture_config
 
 FIXTURES = ("sg3_t_res64.npz", "sg3_r_res64.npz", "sg3_t_res64_fp16.npz")
-
-
-def config_of(meta) -> StyleGAN3Config:
-    kwargs = dict(meta["init_kwargs"])
-    mapping = kwargs.pop("mapping_kwargs", {})
-    return StyleGAN3Config(mapping_layers=mapping.get("num_layers", 2), **kwargs)
 
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_layer_specs_are_the_official_layers(name):
     data, meta = load_fixture(name)
-    cfg = config_of(meta)
+    cfg = sg3_fixture_config(meta)
     specs = layer_specs(cfg)
     assert [s.name for s in specs] == meta["layer_names"] and cfg.num_ws == meta["num_ws"]
     for spec in specs:
@@ -41,7 +35,7 @@ def test_layer_specs_are_the_official_layers(name):
 @pytest.mark.parametrize("name", FIXTURES)
 def test_input_layout_is_the_official_input(name):
     data, meta = load_fixture(name)
-    layout = input_layout(config_of(meta))
+    layout = input_layout(sg3_fixture_config(meta))
     first = meta["layers"][meta["layer_names"][0]]
     assert layout["size"] == tuple(first["in_size"]) and layout["channels"] == first["in_channels"]
     assert data["param/synthesis.input.freqs"].shape == (layout["channels"], 2)

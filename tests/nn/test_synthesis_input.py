@@ -6,13 +6,12 @@ import jax
 import numpy as np
 
 from jaxgan.nn.synthesis_input import fourier_features
-from tests.helpers import load_fixture, nchw_to_nhwc
+from tests.helpers import fixture_module_params, load_fixture, nchw_to_nhwc
 
 
 def test_fourier_features_match_the_official_input_layer():
     data, meta = load_fixture("sg3_t_res64.npz")
-    params = {k[len("param/synthesis.input."):]: data[k] for k in data.files
-              if k.startswith("param/synthesis.input.")}
+    params = fixture_module_params(data, "synthesis.input")
     assert sorted(params) == ["affine.bias", "affine.weight", "freqs", "phases", "transform", "weight"]
     band, first = meta["input_band"], meta["layers"][meta["layer_names"][0]]
     w = data["out/ws_psi1"][:1, 0]
