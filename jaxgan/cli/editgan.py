@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_batch_norm, encoder_options, load_encoder, load_generator, load_lpips,
-                               lpips_option, outdir_option, parse_seeds, plural, progress, reports_errors, seg_option,
-                               write_files)
+from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_batch_norm, encoder_options, load_encoder, load_generator,
+                               load_lpips, lpips_option, outdir_option, parse_seeds, plural, progress, reports_errors,
+                               seg_option, write_files)
 from jaxgan.cli.editgan_train import names_option, read_class_names, train_seg_command
 from jaxgan.edit.editgan import EditConfig
 

@@ -64,8 +64,7 @@ def serve_command(ckpt, models, lpips_ckpt, lpips_alex_ckpt, seg_entries, host, 
                   max_sessions, session_ttl, max_batch, max_steps, max_points, warmup):
     """Serve the generator of CKPT (and NAME=CKPT ...) over HTTP: DragGAN sessions batched into one compiled step,
     generation, with --lpips inversion (with --lpips-alex too, PTI), and with --seg EditGAN segmentation and
-    editing. Clients name models; they
-    never send paths.
+    editing. Clients name models; they never send paths.
 
     \b
     Examples:

@@ -31,7 +31,8 @@ Sizes. Each head halves its map (rounding up) until 1 x 1 when H and W are at mo
 512 px). `head_convs` (official: 5, 6, 7) may be smaller for an encoder of small images: the official depth leaves
 a 32 px image's heads with four, four and four convs on a 1 x 1 map, and an encoder trained from PyTorch's default
 initialisation through them gives the same W+ for every image (scripts/results/demo_encoder_attempt.json); with
-fewer convs the largest image is `max_size` = min(16 * 2^n0, 8 * 2^n1, 4 * 2^n2). Images are NHWC in [-1, 1]; activations NHWC, float32.
+fewer convs the largest image is `max_size` = min(16 * 2^n0, 8 * 2^n1, 4 * 2^n2). Images are NHWC in [-1, 1];
+activations NHWC, float32.
 """
 
 import dataclasses

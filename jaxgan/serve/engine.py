@@ -454,15 +454,6 @@ class Engine:
             raise SessionStateError(f"the inversion is {session.state}; its result exists once it is done")
         return session.result
 
-    def tuned_generator(self, sid: str):
-        """(tuned G, the model it was tuned from) of a finished PTI session."""
-        session = self.session(sid, "invert")
-        if getattr(session, "method", None) != "pti":
-            raise SessionStateError(f"session {sid!r} is not a PTI inversion")
-        if session.tuned_model is None:
-            raise SessionStateError(f"the PTI inversion is {session.state}; its generator exists once it is done")
-        return self.models[session.tuned_model].G, self.models[session.model]
-
     def status_of(self, sid: str, kind: str | None = None) -> dict:
         """A session's status, read on the engine thread (between steps, so it is consistent)."""
         return self.session(sid, kind).status()

@@ -14,8 +14,9 @@ program):
 When it is done, the engine registers the tuned generator as a served model of its own (`tuned_model` in the
 status), which drag, generate and inversion requests name like any other, until the session is deleted or expires
 and no session uses it any more. It is not listed in /api/models: its name is a random token that only the
-session's status gives, so other users of the server neither see nor reach the photo's generator. A tuned generator is a full copy of the synthesis parameters: drags on different
-tuned generators cannot share one batch (each is its own pool).
+session's status gives, so other users of the server neither see nor reach the photo's generator. A tuned
+generator is a full copy of the synthesis parameters: drags on different tuned generators cannot share one batch
+(each is its own pool).
 """
 
 import dataclasses
@@ -77,7 +78,6 @@ class PTISession(CountedSession):
         self._phase_over = False
         self.steps_done = 0
         self.losses: list[np.ndarray] = []
-        self.pivot_losses: list[np.ndarray] = []
         self.pivot: np.ndarray | None = None
         self.result: dict | None = None
         self.tuned_model: str | None = None
@@ -131,7 +131,7 @@ class PTISession(CountedSession):
         states = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], self.item["state"])
         ws = invert.finish(model.G, model.lpips, self.item["target"][None], states)[0]
         self.pivot = ws[0]
-        self.pivot_losses, self.losses = self.losses, []
+        self.losses = []  # the tuning's columns from now on
         state = _tune_init()(model.G, self._tune_key)
         self.item = {"target": self.item["target"], "pivot": self.pivot,
                      "state": jax.tree_util.tree_map(np.asarray, state)}
