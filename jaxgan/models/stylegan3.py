@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxgan.nn.fully_connected import equalized_linear
 from jaxgan.ops.filtered_lrelu import filtered_lrelu
 
 
@@ -162,8 +163,7 @@ def synthesis_layer(params: dict, spec: LayerSpec, x, w, *, conv_clamp: float | 
     out_channels]. params by their state-dict suffixes: 'weight' [O, I, k, k], 'bias' [O], 'affine.weight'
     [I, w_dim], 'affine.bias' [I], 'magnitude_ema' [], and 'up_filter' / 'down_filter' where the layer has them."""
     weight = jnp.asarray(params["weight"], jnp.float32)
-    affine_weight = jnp.asarray(params["affine.weight"], jnp.float32)
-    styles = w @ (affine_weight * np.float32(1 / np.sqrt(affine_weight.shape[1]))).T + params["affine.bias"]
+    styles = equalized_linear(w, params["affine.weight"], params["affine.bias"])
     if spec.is_torgb:
         styles = styles * np.float32(1 / np.sqrt(spec.in_channels * spec.conv_kernel ** 2))
     demodulate = not spec.is_torgb

@@ -14,6 +14,14 @@ from flax import nnx
 from jaxgan.ops.bias_act import bias_act
 
 
+def equalized_linear(x, weight, bias, lr_multiplier: float = 1.0):
+    """`FullyConnected` with the linear activation as a pure function of its stored weight [out, in] and bias
+    [out]: x @ (weight * lr_multiplier / sqrt(in)).T + bias * lr_multiplier (StyleGAN3's affine layers use it on
+    checkpoint arrays)."""
+    gain = np.float32(lr_multiplier / np.sqrt(weight.shape[1]))
+    return x @ (jnp.asarray(weight, jnp.float32) * gain).T + jnp.asarray(bias, jnp.float32) * np.float32(lr_multiplier)
+
+
 class FullyConnected(nnx.Module):
     def __init__(self, in_features: int, out_features: int, *, bias: bool = True, activation: str = "linear",
                  lr_multiplier: float = 1.0, bias_init: float = 0.0, rngs: nnx.Rngs):

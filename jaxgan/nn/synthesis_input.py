@@ -14,6 +14,8 @@ align_corners=False (pixel centres), and the features are sin(2 pi (grid . freqs
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgan.nn.fully_connected import equalized_linear
+
 
 def affine_grid(size: tuple[int, int], sampling_rate: float):
     """[H, W, 2] (x, y) of `F.affine_grid(theta, [1, 1, H, W], align_corners=False)` with
@@ -28,8 +30,7 @@ def affine_grid(size: tuple[int, int], sampling_rate: float):
 
 def input_transforms(affine_weight, affine_bias, transform, w):
     """The per-sample [N, 3, 3] transform m_r @ m_t @ transform from w [N, w_dim]."""
-    w_dim = affine_weight.shape[1]
-    t = w @ (affine_weight * np.float32(1 / np.sqrt(w_dim))).T + affine_bias
+    t = equalized_linear(w, affine_weight, affine_bias)
     t = t / jnp.linalg.norm(t[:, :2], axis=1, keepdims=True)
     n = w.shape[0]
     zero, one = jnp.zeros((n,), jnp.float32), jnp.ones((n,), jnp.float32)
