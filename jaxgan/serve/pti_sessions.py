@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxgan.edit import invert, pti
 from jaxgan.serve.invert_sessions import step_fn as pivot_step_fn
-from jaxgan.serve.sessions import DONE, FAILED, RUNNING, CountedSession
+from jaxgan.serve.sessions import DONE, RUNNING, CountedSession
 
 PIVOT, TUNING = "pivot", "tuning"
 
@@ -106,22 +106,21 @@ class PTISession(CountedSession):
 
     # -- steps and phases -----------------------------------------------------------------------------------------
 
-    def after_step(self, losses) -> dict:
-        losses = np.asarray(losses)
-        self.steps_done += 1
-        self.losses.append(losses)
-        event = self.record({"type": "step", "phase": self.phase, "step": self.steps_done,
-                             "max_steps": self.updates, "losses": self.named_losses(losses)})
-        if not np.all(np.isfinite(losses)):
-            self.end(FAILED, "failed", f"the {self.phase} loss is not finite at step {self.steps_done}")
-        elif self.phase == PIVOT and self.steps_done >= self.pivot_updates:
-            self._phase_over = True
-        elif self.phase == TUNING:
-            tuned = self.steps_done - self.pivot_updates
-            # the tuning step's own rule (pti.tune_step), in float32: a forward at or below the threshold stops
-            if losses[1] <= np.float32(self.cfg.lpips_threshold) or tuned >= self.cfg.tune_steps:
-                self.end(DONE, "finished")
-        return event
+    @property
+    def loss_label(self) -> str:
+        return f"{self.phase} loss"
+
+    def step_fields(self) -> dict:
+        return {"phase": self.phase}
+
+    def finished(self, losses) -> bool:
+        """Pivot steps never end the session (the last one ends the phase); a tuning step ends it by the tuning
+        step's own rule (pti.tune_step, in float32: a forward at or below the threshold stops) or at `updates`
+        (pivot + tuning steps)."""
+        if self.phase == PIVOT:
+            self._phase_over = self.steps_done >= self.pivot_updates
+            return False
+        return bool(losses[1] <= np.float32(self.cfg.lpips_threshold)) or super().finished(losses)
 
     def phase_change(self) -> bool:
         return self.state == RUNNING and self._phase_over

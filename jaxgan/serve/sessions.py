@@ -137,18 +137,29 @@ class CountedSession(Session):
     loss_names: tuple = ()
     updates: int = 0
 
+    loss_label: str = "loss"  # how the failure message names the loss
+
     def after_step(self, losses) -> dict:
-        """Book one step's losses; the session ends done after `updates` steps, failed on a non-finite loss."""
+        """Book one step's losses; the session ends done when `finished` says so (after `updates` steps), failed
+        on a non-finite loss."""
         losses = np.asarray(losses)
         self.steps_done += 1
         self.losses.append(losses)
         event = self.record({"type": "step", "step": self.steps_done, "max_steps": self.updates,
-                             "losses": self.named_losses(losses)})
+                             "losses": self.named_losses(losses), **self.step_fields()})
         if not np.all(np.isfinite(losses)):
-            self.end(FAILED, "failed", f"the loss is not finite at step {self.steps_done}")
-        elif self.steps_done >= self.updates:
+            self.end(FAILED, "failed", f"the {self.loss_label} is not finite at step {self.steps_done}")
+        elif self.finished(losses):
             self.end(DONE, "finished")
         return event
+
+    def step_fields(self) -> dict:
+        """Fields of this kind's step events beyond the step, its losses and the step count."""
+        return {}
+
+    def finished(self, losses) -> bool:
+        """Whether the step just booked (its `losses`) ends the session."""
+        return self.steps_done >= self.updates
 
     def named_losses(self, losses=None) -> dict | None:
         """{name: value} of `losses` (default: the last step's), None before the first step."""
