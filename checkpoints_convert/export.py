@@ -30,7 +30,7 @@ from checkpoints_convert.rosinality import rosinality_checkpoint
 from checkpoints_convert.safetensors_file import LATENT_AVG, METADATA_FORMAT, ROSINALITY_PREFIX
 from checkpoints_convert.stylegan2_pkl import generator_key_pairs, state_dict_generator_config
 from checkpoints_convert.torch_writer import write_torch_file
-from jaxgan.checkpoint import GENERATOR_KIND, config_to_dict, load_model
+from jaxgan.checkpoint import config_to_dict, load_model
 from jaxgan.files import atomic_write
 from jaxgan.models.stylegan2 import GeneratorConfig, channels_by_resolution
 from jaxgan.nn.split import SplitModel
@@ -115,7 +115,7 @@ def export_checkpoint(ckpt, out, *, fmt: str, layout: str = "stylegan2-ada",
         raise FileExistsError(f"{Path(out).resolve()} already exists; choose a new destination or remove it first")
     if layout not in EXPORT_LAYOUTS:
         raise ValueError(f"layout must be one of {EXPORT_LAYOUTS}, got {layout!r}")
-    G = load_model(ckpt, GENERATOR_KIND, name=model, hint="only StyleGAN2 generators can be exported")
+    G = load_model(ckpt, "stylegan2-generator", name=model, hint="only StyleGAN2 generators can be exported")
     try:
         return export_generator(G, out, fmt=fmt, layout=layout)
     except ConversionError as e:

@@ -13,7 +13,8 @@ defaults of `Generator.__init__` / `MappingNetwork.__init__` / `SynthesisNetwork
 (mapping `lr_multiplier` 0.01, `conv_clamp` None, `w_avg_beta` 0.995, `activation` 'lrelu', resample filter
 [1,3,3,1], checked against the stored `resample_filter` buffers). `G_ema` is converted for generation and `D` when
 present; the training copy `G` and `augment_pipe` are not needed for inference and are only recorded. StyleGAN3
-(`networks_stylegan3`) pickles are recognised and refused.
+(`networks_stylegan3`) generators, recognised by their Fourier-feature input layer, convert through
+`checkpoints_convert.stylegan3_pkl`; their snapshots' discriminators are StyleGAN2's and convert here.
 """
 
 import re
@@ -21,6 +22,8 @@ import re
 import numpy as np
 
 from checkpoints_convert.keymap import ConversionError, KeyPair, KeyRule, fill_model, leaf_shapes, map_keys, map_pairs
+from checkpoints_convert.stylegan3_pkl import convert_generator as convert_stylegan3_generator
+from checkpoints_convert.stylegan3_pkl import is_stylegan3_state_dict
 from checkpoints_convert.torch_reader import PersistentObject, load_network_pickle, load_torch_file
 from jaxgan.models.stylegan2 import DiscriminatorConfig, GeneratorConfig, abstract_model, channels_by_resolution
 from jaxgan.nn.split import SplitModel
@@ -33,6 +36,12 @@ _EXECUTION_ONLY = {"num_fp16_res", "fp16_channels_last", "channels_last", "fused
 _SYNTHESIS_KEYS = {"channel_base", "channel_max", "conv_clamp", "architecture", "resample_filter", "use_noise",
                    "activation", "kernel_size"} | _EXECUTION_ONLY
 _MAPPING_KEYS = {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier"} | _EXECUTION_ONLY
+# The one constructor default that differs between the repositories' StyleGAN2 networks: stylegan2-ada-pytorch's
+# training/networks.py leaves conv_clamp None (its train.py always passes 256); stylegan3's
+# training/networks_stylegan2.py (and DragGAN's copy) defaults SynthesisNetwork's and Discriminator's to 256, and
+# its train.py passes conv_clamp only with --fp32 (None). Which repository built a network shows in its
+# generator's init_kwargs (`source_repository`).
+CONV_CLAMP_DEFAULT = {"stylegan2-ada": None, "stylegan3": 256}
 
 
 def _refuse_unknown(where: str, kwargs: dict, known: set[str]):
@@ -46,10 +55,18 @@ def _require(where: str, value, expected, what: str):
         raise ConversionError(f"{where}: {what}={value!r} is not supported (only {expected!r})")
 
 
+def source_repository(generator_init_kwargs: dict) -> str:
+    """'stylegan2-ada' when a generator's synthesis arguments are nested under `synthesis_kwargs` (stylegan2-ada's
+    Generator), else 'stylegan3': that repository's generators (StyleGAN2 and StyleGAN3 ones, and DragGAN's) take
+    them flat."""
+    return "stylegan2-ada" if "synthesis_kwargs" in generator_init_kwargs else "stylegan3"
+
+
 def generator_config(init_kwargs: dict) -> GeneratorConfig:
     """GeneratorConfig from a stylegan2-ada Generator's init_kwargs (synthesis kwargs nested or, stylegan3-repo
-    style, flat at the top level)."""
+    style, flat at the top level; conv_clamp then defaults to that repository's 256)."""
     kw = dict(init_kwargs)
+    conv_clamp_default = CONV_CLAMP_DEFAULT[source_repository(kw)]
     top = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
     synthesis = dict(kw.pop("synthesis_kwargs", None) or {})
     synthesis.update({k: kw.pop(k) for k in list(kw) if k not in top})  # stylegan3-repo flattens them
@@ -70,13 +87,14 @@ def generator_config(init_kwargs: dict) -> GeneratorConfig:
         mapping_layers=int(mapping.get("num_layers", 8)),
         mapping_lr_multiplier=float(mapping.get("lr_multiplier", 0.01)),
         embed_features=mapping.get("embed_features"), layer_features=mapping.get("layer_features"),
-        architecture=synthesis.get("architecture", "skip"), conv_clamp=synthesis.get("conv_clamp"),
+        architecture=synthesis.get("architecture", "skip"), conv_clamp=synthesis.get("conv_clamp", conv_clamp_default),
         resample_filter=tuple(synthesis.get("resample_filter", (1, 3, 3, 1))),
         use_noise=bool(synthesis.get("use_noise", True)), activation=synthesis.get("activation", "lrelu"))
 
 
-def discriminator_config(init_kwargs: dict) -> DiscriminatorConfig:
-    """DiscriminatorConfig from a stylegan2-ada Discriminator's init_kwargs."""
+def discriminator_config(init_kwargs: dict, repository: str = "stylegan2-ada") -> DiscriminatorConfig:
+    """DiscriminatorConfig from a Discriminator's init_kwargs; `repository` (of `source_repository`: the snapshot's
+    generator tells) gives the conv_clamp default."""
     kw = dict(init_kwargs)
     block = dict(kw.pop("block_kwargs", None) or {})
     mapping = dict(kw.pop("mapping_kwargs", None) or {})
@@ -94,7 +112,8 @@ def discriminator_config(init_kwargs: dict) -> DiscriminatorConfig:
         c_dim=int(kw["c_dim"]), img_resolution=img_resolution, img_channels=int(kw["img_channels"]),
         channels=channels_by_resolution(img_resolution, int(kw.get("channel_base", 32768)),
                                         int(kw.get("channel_max", 512))),
-        architecture=kw.get("architecture", "resnet"), conv_clamp=kw.get("conv_clamp"), cmap_dim=kw.get("cmap_dim"),
+        architecture=kw.get("architecture", "resnet"), conv_clamp=kw.get("conv_clamp", CONV_CLAMP_DEFAULT[repository]),
+        cmap_dim=kw.get("cmap_dim"),
         mbstd_group_size=epilogue.get("mbstd_group_size", 4),
         mbstd_num_channels=int(epilogue.get("mbstd_num_channels", 1)),
         mapping_layers=int(mapping.get("num_layers", 8)),
@@ -179,9 +198,9 @@ def state_dict_generator_config(tensors: dict) -> GeneratorConfig:
 
 def convert_generator_state_dict(tensors: dict, cfg: GeneratorConfig | None = None) -> SplitModel:
     """A stylegan2-ada Generator state dict -> SplitModel; `cfg` None: inferred (`state_dict_generator_config`)."""
-    if any(key.startswith("synthesis.input.") for key in tensors):
-        raise ConversionError("a StyleGAN3 (networks_stylegan3) generator: not supported yet; "
-                              "only StyleGAN2 networks can be converted")
+    if is_stylegan3_state_dict(tensors):
+        raise ConversionError("a bare StyleGAN3 (networks_stylegan3) state dict: its constructor arguments are not "
+                              "in it; convert the network pickle (.pkl) instead")
     cfg = state_dict_generator_config(tensors) if cfg is None else cfg
     abstract = abstract_model(cfg)
     return fill_model(abstract, map_pairs(tensors, generator_key_pairs(cfg), leaf_shapes(abstract)))
@@ -212,25 +231,26 @@ def identity_key_map(resample_filter) -> list[KeyRule]:
     ]
 
 
-def convert_state_dict(class_name: str, init_kwargs: dict, tensors: dict, which: str = "network") -> SplitModel:
-    """A stylegan2-ada `Generator` / `Discriminator` given as constructor arguments plus a state dict of numpy
-    arrays (what a network pickle holds, or what a fixture or a hand-built export stores) -> SplitModel."""
-    if any(key.startswith("synthesis.input.") for key in tensors):
-        raise ConversionError(f"{which} is a StyleGAN3 (networks_stylegan3) generator: not supported yet; "
-                              "only StyleGAN2 networks can be converted")
+def convert_state_dict(class_name: str, init_kwargs: dict, tensors: dict, which: str = "network",
+                       repository: str = "stylegan2-ada") -> SplitModel:
+    """A `Generator` / `Discriminator` given as constructor arguments plus a state dict of numpy arrays (what a
+    network pickle holds, or what a fixture or a hand-built export stores) -> SplitModel. `repository`: where a
+    discriminator's defaults come from (a generator's own arguments tell)."""
     if class_name not in ("Generator", "Discriminator"):
         raise ConversionError(f"{which} is a {class_name!r}, expected a Generator or Discriminator")
+    if class_name == "Generator" and is_stylegan3_state_dict(tensors):
+        return convert_stylegan3_generator(init_kwargs, tensors)
     if class_name == "Generator":
         return convert_generator_state_dict(tensors, generator_config(init_kwargs))
-    cfg = discriminator_config(init_kwargs)
+    cfg = discriminator_config(init_kwargs, repository)
     return fill_model(abstract_model(cfg), map_keys(tensors, identity_key_map(cfg.resample_filter)))
 
 
-def convert_network(obj: PersistentObject, which: str) -> SplitModel:
+def convert_network(obj: PersistentObject, which: str, repository: str = "stylegan2-ada") -> SplitModel:
     """One persistent network (`G_ema` / `G` / `D`) -> SplitModel."""
     if not isinstance(obj, PersistentObject):
         raise ConversionError(f"{which} is a {type(obj).__name__}, not a pickled stylegan2 network")
-    return convert_state_dict(obj.class_name, obj.init_kwargs, obj.state_dict(), which)
+    return convert_state_dict(obj.class_name, obj.init_kwargs, obj.state_dict(), which, repository)
 
 
 def convert_pickle(path) -> tuple[dict[str, SplitModel], dict]:
@@ -243,10 +263,12 @@ def convert_pickle(path) -> tuple[dict[str, SplitModel], dict]:
     if "G_ema" not in data:
         raise ConversionError(f"{path}: no 'G_ema' network in the pickle (it holds {sorted(map(str, data))})")
     models = {"G": convert_network(data["G_ema"], "G_ema")}
+    repository = source_repository(data["G_ema"].init_kwargs)
     if data.get("D") is not None:
-        models["D"] = convert_network(data["D"], "D")
+        models["D"] = convert_network(data["D"], "D", repository)
     notes = {
         "format": "stylegan2-ada-pkl",
+        "repository": repository,
         "networks": {name: {"class_name": obj.class_name, "module_src_sha256": obj.module_src_sha256,
                             "init_kwargs": obj.init_kwargs}
                      for name, obj in data.items() if isinstance(obj, PersistentObject)},

@@ -21,14 +21,13 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxgan.files import atomic_directory, json_text
-from jaxgan.models.kinds import MODEL_KINDS, canonical_kind, kind_named, kind_of
+from jaxgan.models.kinds import GENERATOR_KINDS, MODEL_KINDS, canonical_kind, kind_named, kind_of
 from jaxgan.nn.split import SplitModel
 
 SIDECAR = "jaxgan.json"
 STATE_DIR = "state"
 FORMAT = "jaxgan-checkpoint"
 FORMAT_VERSION = 1
-GENERATOR_KIND = "stylegan2-generator"
 
 
 class CheckpointFormatError(ValueError):
@@ -125,22 +124,29 @@ def load_checkpoint(path, names: tuple[str, ...] | None = None) -> tuple[dict[st
     return abstract, sidecar
 
 
-def models_of_kind(sidecar: dict, kind: str) -> list[str]:
-    """The names of the checkpoint's models of kind `kind` (a current or legacy name), in stored order."""
-    kind = canonical_kind(kind)
-    return [name for name, entry in sidecar["models"].items() if canonical_kind(entry.get("kind")) == kind]
+def _kinds(kind: str | tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(canonical_kind(k) for k in ((kind,) if isinstance(kind, str) else kind))
 
 
-def load_model(path, kind: str = GENERATOR_KIND, *, name: str | None = None, hint: str | None = None) -> SplitModel:
-    """The model of kind `kind` in the checkpoint at `path`: the one called `name` (e.g. "G", where jaxgan stores
-    generators), or without a name the first one of that kind stored.
+def models_of_kind(sidecar: dict, kind: str | tuple[str, ...]) -> list[str]:
+    """The names of the checkpoint's models of kind `kind` (a current or legacy name, or a tuple of kinds any of
+    which will do), in stored order."""
+    kinds = _kinds(kind)
+    return [name for name, entry in sidecar["models"].items() if canonical_kind(entry.get("kind")) in kinds]
+
+
+def load_model(path, kind: str | tuple[str, ...] = GENERATOR_KINDS, *, name: str | None = None,
+               hint: str | None = None) -> SplitModel:
+    """The model of kind `kind` (one kind, or a tuple of kinds any of which will do; by default any image
+    generator) in the checkpoint at `path`: the one called `name` (e.g. "G", where jaxgan stores generators), or
+    without a name the first one of that kind stored.
 
     Raises CheckpointFormatError if `path` is not a jaxgan checkpoint, has no model `name`, or holds a model of
     another kind under that name; ModelNotFound (a CheckpointFormatError) naming what it holds instead when it has no
     model of the kind. `hint` (e.g. how to make such a checkpoint) ends the message.
     """
-    kind = canonical_kind(kind)
-    description = kind_named(kind).description
+    kinds = _kinds(kind)
+    description = " or ".join(kind_named(k).description for k in kinds)
     sidecar = read_sidecar(path)
     suffix = f"; {hint}" if hint else ""
     if name is not None:
@@ -148,14 +154,14 @@ def load_model(path, kind: str = GENERATOR_KIND, *, name: str | None = None, hin
         if entry is None:
             raise CheckpointFormatError(f"{Path(path).resolve()} has no model {name!r}; it holds "
                                         f"{sorted(sidecar['models'])}{suffix}")
-        if entry.get("kind") != kind:
+        if entry.get("kind") not in kinds:
             other = MODEL_KINDS.get(entry.get("kind"))
             raise CheckpointFormatError(f"model {name!r} of {Path(path)} is a "
                                         f"{other.description if other else entry.get('kind')}, not a {description}"
                                         f"{suffix}")
         names = [name]
     else:
-        names = models_of_kind(sidecar, kind)
+        names = models_of_kind(sidecar, kinds)
     if not names:
         held = ", ".join(sorted(sidecar["models"])) or "nothing"
         raise ModelNotFound(f"{Path(path)} holds no {description} (it holds {held}){suffix}")

@@ -2,7 +2,9 @@
 
 Written as the single-problem function (`one image from one z or ws`), `jax.vmap`-ed over a chunk of problems,
 then sharded over devices with `jaxgan.parallel`. Chunks have one fixed size (the last one padded), so generation
-compiles once per shape. Seeds give z exactly as stylegan2-ada-pytorch's generate.py:
+compiles once per shape. Any generator family (`jaxgan.models.generators`); a StyleGAN3 generator's input transform
+is set from the options' translate / rotate first, as StyleGAN3's gen_images.py does. Seeds give z exactly as
+stylegan2-ada-pytorch's generate.py:
 `np.random.RandomState(seed).randn(1, z_dim)` in float64, cast to float32 inside the mapping network
 (`generate_images` in `generate.py` and `MappingNetwork.forward`, NVlabs/stylegan2-ada-pytorch@d72cc7d).
 """
@@ -17,7 +19,7 @@ import numpy as np
 
 from jaxgan import parallel
 from jaxgan.latents import as_latents
-from jaxgan.models import stylegan2
+from jaxgan.models import generators
 from jaxgan.nn.split import SplitModel
 
 
@@ -26,7 +28,9 @@ class GenerationOptions:
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
     noise_mode: str = "const"
-    fused_modconv: bool = False
+    fused_modconv: bool = False                  # StyleGAN2 only
+    translate: tuple[float, float] = (0.0, 0.0)  # StyleGAN3 only: the input transform, as gen_images.py
+    rotate: float = 0.0                          # degrees
 
 
 def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
@@ -94,11 +98,11 @@ def _image_of_one(G: SplitModel, problem: dict, options: GenerationOptions):
     if "ws" in problem:
         ws = problem["ws"][None]
     else:
-        ws = stylegan2.mapping(G, problem["z"][None], problem["c"][None], truncation_psi=options.truncation_psi,
-                               truncation_cutoff=options.truncation_cutoff)
+        ws = generators.mapping(G, problem["z"][None], problem["c"][None], truncation_psi=options.truncation_psi,
+                                truncation_cutoff=options.truncation_cutoff)
     noise_key = problem["key"] if options.noise_mode == "random" else None
-    return stylegan2.synthesis(G, ws, noise_mode=options.noise_mode, noise_key=noise_key,
-                               fused_modconv=options.fused_modconv)[0]
+    family_options = {"fused_modconv": True} if options.fused_modconv else {}  # StyleGAN2's only
+    return generators.synthesis(G, ws, noise_mode=options.noise_mode, noise_key=noise_key, **family_options)[0]
 
 
 @functools.cache  # one jitted function per (options, mesh), so repeated calls reuse its compilations
@@ -119,6 +123,7 @@ def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, option
     if (z is None) == (ws is None):
         raise ValueError("pass exactly one of z or ws")
     mesh = parallel.data_mesh() if mesh is None else mesh
+    G = generators.with_user_transform(G, options.translate, options.rotate)
     problems = {"ws": jnp.asarray(ws, jnp.float32)} if ws is not None else {
         "z": jnp.asarray(z, jnp.float32), "c": jnp.asarray(c, jnp.float32)}
     count = next(iter(problems.values())).shape[0]

@@ -296,16 +296,19 @@ def discriminator_fixture(name):
 
 DRAG_TRACE_LOW_LR = "draggan_trace_lr1e-3.npz"
 DRAG_TRACE_HIGH_LR = "draggan_trace_lr5e-2.npz"
+DRAG_TRACE_SG3 = "draggan_sg3_trace_lr5e-2.npz"
 
 
 @functools.cache
 def drag_trace(name: str):
-    """(generator, arrays, settings) of one official trace; the generator comes from its `param/` state dict."""
+    """(generator, arrays, settings) of one official trace; the generator comes from its `param/` state dict and,
+    as the renderer's `init_network` leaves it, with the identity input transform (StyleGAN3)."""
     from checkpoints_convert.stylegan2_pkl import convert_state_dict
+    from jaxgan.models import generators
     data = np.load(fixture_path(name))
     meta = json.loads(str(data["meta"]))
     tensors = {key[len("param/"):]: data[key] for key in data.files if key.startswith("param/")}
-    G = convert_state_dict("Generator", meta["init_kwargs"], tensors, which=name)
+    G = generators.with_user_transform(convert_state_dict("Generator", meta["init_kwargs"], tensors, which=name))
     return G, data, meta["settings"]
 
 

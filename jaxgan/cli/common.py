@@ -63,6 +63,17 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return seeds
 
 
+def parse_vec2(text: str, option: str) -> tuple[float, float]:
+    """'0.3,1' -> (0.3, 1.0), as gen_images.py's `parse_vec2`."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not two numbers like '0.3,1'", param_hint=option) from None
+
+
 def outdir_option(help_text: str = "Directory for the outputs (created if missing)."):
     return click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path), help=help_text)
 
@@ -114,10 +125,15 @@ def reports_errors(command):
 # Loading
 
 
-def load_generator(ckpt: Path):
-    """The StyleGAN2 generator of a checkpoint directory (stored as G by every jaxgan command that makes one)."""
+def load_generator(ckpt: Path, kinds=None):
+    """The image generator (StyleGAN2 or StyleGAN3; `kinds` to narrow it) of a checkpoint directory, stored as G by
+    every jaxgan command that makes one. A StyleGAN3 generator's input transform is set to the identity, as
+    gen_images.py and DragGAN's renderer set it when they load a network (generate's --translate / --rotate then
+    set their own)."""
     from jaxgan.checkpoint import load_model
-    return load_model(ckpt, "stylegan2-generator", name="G")
+    from jaxgan.models import generators
+    from jaxgan.models.kinds import GENERATOR_KINDS
+    return generators.with_user_transform(load_model(ckpt, GENERATOR_KINDS if kinds is None else kinds, name="G"))
 
 
 def load_lpips(path, net: str | None = "vgg"):

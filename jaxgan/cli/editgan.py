@@ -39,7 +39,7 @@ editgan_group.add_command(train_seg_command)
 def load_generator_and_branch(ckpt: Path, seg_ckpt: Path):
     from jaxgan.checkpoint import load_model
     from jaxgan.models import segbranch
-    G = load_generator(ckpt)
+    G = load_generator(ckpt, "stylegan2-generator")
     S = load_model(seg_ckpt, "segbranch", hint=SEG_HINT)
     segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
     return G, S

@@ -69,7 +69,7 @@ def train_seg_command(ckpt, latents_dir, masks_dir, num_classes, num_models, epo
         raise click.UsageError("give both --eval-latents and --eval-masks, or neither")
     if dst.exists():
         raise click.ClickException(f"{dst} already exists; choose a new destination or remove it first")
-    G = load_generator(ckpt)
+    G = load_generator(ckpt, "stylegan2-generator")
     gcfg = G.config
     shape = (num_classes, gcfg.img_resolution, gcfg.num_ws, gcfg.w_dim)
     names, ws, masks = read_annotated_pairs(latents_dir, masks_dir, *shape)

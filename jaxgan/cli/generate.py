@@ -1,11 +1,11 @@
-"""`jaxgan generate`: images from seeds, z or latents with a StyleGAN2 generator, by `jaxgan.sampling`."""
+"""`jaxgan generate`: images from seeds, z or latents with a StyleGAN2 or StyleGAN3 generator, by `jaxgan.sampling`."""
 
 from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, load_generator, npy, outdir_option, parse_seeds, png, progress,
-                               reports_errors, write_files)
+from jaxgan.cli.common import (CHECKPOINT, load_generator, npy, outdir_option, parse_seeds, parse_vec2, png,
+                               progress, reports_errors, write_files)
 from jaxgan.sampling import GenerationOptions
 
 
@@ -37,20 +37,27 @@ from jaxgan.sampling import GenerationOptions
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images per device per step.")
 @click.option("--fused-modconv", is_flag=True,
-              help="Use per-sample (grouped) modulated convolutions; same numbers, usually slower on CPU.")
+              help="StyleGAN2: use per-sample (grouped) modulated convolutions; same numbers, usually slower on CPU.")
+@click.option("--translate", type=str, default=None, metavar="X,Y",
+              help="StyleGAN3: translate the output by X,Y (in units of the input grid, e.g. '0.3,1'), as "
+                   "stylegan3's gen_images.py.  [default: 0,0]")
+@click.option("--rotate", type=float, default=GenerationOptions.rotate,
+              help="StyleGAN3: rotate the output by this many degrees, as gen_images.py.  [default: 0]")
 @reports_errors
 def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, class_idx, noise_mode,
-                     noise_seed, outdir, grid, raw_file, batch_size, fused_modconv):
+                     noise_seed, outdir, grid, raw_file, batch_size, fused_modconv, translate, rotate):
     """Generate images with the generator of the jaxgan checkpoint CKPT.
 
     Give exactly one of --seeds, --z, --ws. Writes seed0000.png-style names for seeds and img0000.png for
     --z / --ws rows, converted as generate.py does: (img * 127.5 + 128) clipped to [0, 255], truncated to uint8.
-    Generation is batched and spread over all local devices, with a progress bar.
+    Generation is batched and spread over all local devices, with a progress bar. For a StyleGAN3 generator the
+    input transform is set from --translate / --rotate (the identity without them), as gen_images.py sets it.
 
     \b
     Examples:
       jaxgan generate ffhq --seeds 0-7 --trunc 0.7 --outdir out --grid
       jaxgan generate ffhq --ws edited_ws.npy --outdir out --raw out/raw.npy
+      jaxgan generate sg3-afhq --seeds 0-3 --translate 0.2,0 --rotate 10 --outdir out
     """
     import numpy as np
 
@@ -64,6 +71,12 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         raise click.UsageError("--trunc, --trunc-cutoff and --class apply to --seeds / --z, not to --ws")
     G = load_generator(ckpt)
     cfg = G.config
+    family_options = {"fused_modconv": fused_modconv}  # StyleGAN2's; StyleGAN3's are translate and rotate
+    if translate is not None or rotate != GenerationOptions.rotate:
+        family_options = {"translate": parse_vec2(translate or "0,0", "--translate"), "rotate": rotate}
+        if fused_modconv:
+            raise click.UsageError("--fused-modconv is for StyleGAN2 generators, --translate / --rotate for "
+                                   "StyleGAN3 ones")
     if truncation_cutoff is not None and truncation_cutoff > cfg.num_ws:
         raise ValueError(f"--trunc-cutoff {truncation_cutoff} exceeds num_ws {cfg.num_ws}")
     job = sampling.generation_job(
@@ -71,7 +84,7 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         z=np.load(z_file, allow_pickle=False) if z_file is not None else None,
         ws=read_latents(ws_file, cfg.num_ws, cfg.w_dim) if ws_file is not None else None, class_idx=class_idx)
     options = GenerationOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                                noise_mode=noise_mode, fused_modconv=fused_modconv)
+                                noise_mode=noise_mode, **family_options)
     with progress(len(job.ids), f"generating {len(job.ids)} images") as bar:
         images = sampling.generate_images(G, **job.inputs, keys=sampling.noise_keys(job.ids, noise_seed),
                                           options=options, batch_size=batch_size, on_progress=bar.update)

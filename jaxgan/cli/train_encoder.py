@@ -90,7 +90,7 @@ def train_encoder_command(ckpt, out, images_dir, lpips_ckpt, iterations, batch_s
 
     from jaxgan.images import load_image
     from jaxgan.train.encoder_run import check_run_directory, encoder_config_for, settings, train_encoder
-    G = load_generator(ckpt)
+    G = load_generator(ckpt, "stylegan2-generator")
     gcfg = G.config
     if gcfg.img_channels != 3:
         raise click.ClickException(f"the encoder is trained on RGB generators; {ckpt} makes {gcfg.img_channels}-"

@@ -35,8 +35,7 @@ import optax
 
 from jaxgan import parallel
 from jaxgan.loops import scan_steps
-from jaxgan.models import stylegan2
-from jaxgan.models.stylegan2 import GeneratorConfig
+from jaxgan.models import generators
 from jaxgan.nn.split import SplitModel
 from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
 from jaxgan.ops.point_tracking import nearest_in_window
@@ -55,19 +54,20 @@ RULE_RESOLUTION = 256  # below it, the default radii keep their size in pixels a
 RECOMMENDED_FIELDS = ("r1", "r2", "feature_idx", "lr")  # what a checkpoint may recommend (`recommended_settings`)
 
 
-def default_tracking(gcfg: GeneratorConfig) -> dict:
-    """The default r1, r2 and feature_idx for a generator: the official values where they work, else the nearest
-    that do, by one rule.
+def default_tracking(gcfg) -> dict:
+    """The default r1, r2 and feature_idx for a generator (any family's config): the official values where they
+    work, else the nearest that do, by one rule.
 
-    - feature_idx: the official 5 (the 6th synthesis block, 128x128 features) on generators of 128 px and above;
-      below, the last block (full-resolution features), since such generators have at most 5 blocks.
+    - feature_idx: the official 5 (StyleGAN2: the 6th synthesis block, 128x128 features on generators of 128 px
+      and above; StyleGAN3: the 6th layer's output); where the feature list is shorter (StyleGAN2 below 128 px),
+      its last map (full-resolution features).
     - r1, r2 (given, as the official UI, in pixels at 512 px): the official 3 and 12 at 256 px and above, where they
       make 2 and 6 pixel radii at 256 px (round(1.5), round(6)); below 256 px, 3 * 256 / H and 12 * 256 / H, so the
       patch and the search window keep those 2 and 6 pixel radii instead of rounding to 0.
     """
     scale = max(1.0, RULE_RESOLUTION / gcfg.img_resolution)
     return {"r1": OFFICIAL_R1 * scale, "r2": OFFICIAL_R2 * scale,
-            "feature_idx": min(OFFICIAL_FEATURE_IDX, len(gcfg.block_resolutions) - 1)}
+            "feature_idx": min(OFFICIAL_FEATURE_IDX, len(gcfg.feature_shapes) - 1)}
 
 
 def recommended_settings(sidecar: dict) -> dict:
@@ -79,8 +79,8 @@ def recommended_settings(sidecar: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class DragConfig:
-    """Static settings of a drag step; `for_generator` fills the shapes from a GeneratorConfig and the tracking
-    settings it is not given from `default_tracking`."""
+    """Static settings of a drag step; `for_generator` fills the shapes from a generator config (StyleGAN2 or
+    StyleGAN3) and the tracking settings it is not given from `default_tracking`."""
 
     img_resolution: int
     img_channels: int
@@ -95,7 +95,7 @@ class DragConfig:
     noise_mode: str = "const"  # the official default; 'none' also works, random noise would break tracking
 
     @classmethod
-    def for_generator(cls, gcfg: GeneratorConfig, *, r1: float | None = None, r2: float | None = None,
+    def for_generator(cls, gcfg, *, r1: float | None = None, r2: float | None = None,
                       feature_idx: int | None = None, **settings) -> "DragConfig":
         """A config for generator `gcfg`; r1, r2, feature_idx None (or absent) take `default_tracking(gcfg)`.
         A value given explicitly is checked, and refused with a ValueError when it cannot work."""
@@ -103,20 +103,20 @@ class DragConfig:
         r1 = defaults["r1"] if r1 is None else r1
         r2 = defaults["r2"] if r2 is None else r2
         feature_idx = defaults["feature_idx"] if feature_idx is None else feature_idx
-        blocks = gcfg.block_resolutions
-        if not 0 <= feature_idx < len(blocks):
-            raise ValueError(f"feature_idx {feature_idx} is out of range: this generator has {len(blocks)} "
-                             f"synthesis blocks ({', '.join(f'b{r}' for r in blocks)}), so 0..{len(blocks) - 1}")
+        shapes = gcfg.feature_shapes
+        if not 0 <= feature_idx < len(shapes):
+            raise ValueError(f"feature_idx {feature_idx} is out of range: this generator has {len(shapes)} feature "
+                             f"maps ({', '.join(f'{size}x{size}' for size, _ in shapes)}), so 0..{len(shapes) - 1}")
         if settings.get("noise_mode", cls.noise_mode) not in ("const", "none"):
             raise ValueError("noise_mode must be 'const' or 'none' for dragging")
-        res = blocks[feature_idx]
+        size, channels = shapes[feature_idx]
         for name, radius in (("r1", r1), ("r2", r2)):
             if round(radius / 512 * gcfg.img_resolution) < 1:  # i.e. radius <= 256 / resolution
                 # The official code would build an empty patch (or window) here; its mean would be NaN.
                 raise ValueError(f"{name}={radius:g} (given for 512 px images) rounds to 0 px at "
                                  f"{gcfg.img_resolution} px; use {name} > {256 / gcfg.img_resolution:g}")
         return cls(img_resolution=gcfg.img_resolution, img_channels=gcfg.img_channels, num_ws=gcfg.num_ws,
-                   w_dim=gcfg.w_dim, feature_resolution=res, feature_channels=gcfg.channels_at(res), r1=r1, r2=r2,
+                   w_dim=gcfg.w_dim, feature_resolution=size, feature_channels=channels, r1=r1, r2=r2,
                    feature_idx=feature_idx, **settings)
 
     @property
@@ -381,7 +381,7 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
     ws = assemble_ws(cfg, state.w, state.w0, state.w_space)
 
     def feature_of(w):
-        img, features = stylegan2.synthesis(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
+        img, features = generators.synthesis(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
                                             noise_mode=cfg.noise_mode, return_features=True)
         return features[cfg.feature_idx][0], img[0]
 
@@ -555,7 +555,7 @@ def start_latent(G: SplitModel, seed: int, trunc: float) -> np.ndarray:
     a zero class label, truncation psi `trunc` (`Renderer.init_network`)."""
     gcfg = G.config
     z = np.random.RandomState(seed).randn(1, gcfg.z_dim)
-    return np.asarray(stylegan2.mapping(G, z, np.zeros((1, gcfg.c_dim), np.float32), truncation_psi=trunc))[0]
+    return np.asarray(generators.mapping(G, z, np.zeros((1, gcfg.c_dim), np.float32), truncation_psi=trunc))[0]
 
 
 def session_of(G: SplitModel, cfg: DragConfig, job: DragJob) -> DragState:

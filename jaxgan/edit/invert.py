@@ -39,7 +39,7 @@ from jaxgan import parallel
 from jaxgan.loops import scan_steps
 from jaxgan.models import encoder as encoder_model
 from jaxgan.models import lpips as lpips_model
-from jaxgan.models import stylegan2
+from jaxgan.models import generators
 from jaxgan.nn.leaves import replace_selected, selected_leaves, selected_names
 from jaxgan.nn.split import SplitModel
 
@@ -89,7 +89,7 @@ def w_statistics(G: SplitModel, samples: int = 10_000, seed: int = 123, chunk: i
     w_std = sqrt(sum |w - w_avg|^2 / samples). Conditional generators use zero labels."""
     cfg = G.config
     z = np.random.RandomState(seed).randn(samples, cfg.z_dim)
-    map_fn = jax.jit(lambda g, zz: stylegan2.mapping(g, zz, jnp.zeros((zz.shape[0], cfg.c_dim)))[:, 0])
+    map_fn = jax.jit(lambda g, zz: generators.mapping(g, zz, jnp.zeros((zz.shape[0], cfg.c_dim)))[:, 0])
     ws = np.concatenate([np.asarray(map_fn(G, z[i:i + chunk].astype(np.float32)))
                          for i in range(0, samples, chunk)]).astype(np.float32)
     w_avg = ws.mean(axis=0)
@@ -206,7 +206,7 @@ def projector_step(G: SplitModel, lpips: SplitModel, target, state: InversionSta
     def loss_fn(params):
         w, noise = params
         ws = jnp.broadcast_to(w + w_noise, (1, num_ws, w.shape[-1]))
-        image = stylegan2.synthesis(with_noise(G, noise), ws, noise_mode="const")
+        image = generators.synthesis(with_noise(G, noise), ws, noise_mode="const")
         dist = lpips_between(lpips, area_downsample(image, cfg.distance_resolution), target_small)[0]
         reg = noise_regularization(noise)
         return dist + cfg.regularize_noise_weight * reg, (dist, reg)
@@ -241,7 +241,7 @@ def embed_step(G: SplitModel, lpips: SplitModel, target, state: InversionState, 
     target01 = (target[None] + 1) / 2
 
     def loss_fn(w):
-        image01 = (stylegan2.synthesis(G, w[None], noise_mode="const") + 1) / 2
+        image01 = (generators.synthesis(G, w[None], noise_mode="const") + 1) / 2
         dist = lpips_model.lpips_distance(lpips, as_rgb(image01), as_rgb(target01), normalize=True)[0]
         mse = jnp.mean(jnp.square(image01 - target01))
         terms = (dist, mse)
@@ -307,7 +307,7 @@ def final_ws(G: SplitModel, state: InversionState):
 
 def reconstruct(G: SplitModel, state: InversionState):
     """The image of the result, [H, W, C] in [-1, 1], with the run's noise maps."""
-    return stylegan2.synthesis(with_noise(G, state.noise), final_ws(G, state)[None], noise_mode="const")[0]
+    return generators.synthesis(with_noise(G, state.noise), final_ws(G, state)[None], noise_mode="const")[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------

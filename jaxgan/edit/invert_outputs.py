@@ -204,7 +204,7 @@ def inversion_files(G, sources, targets, result: dict, *, checkpoint, lpips_chec
     names = unique_names(sources)
     target_pixels = to_uint8(np.stack(targets))
     recon_pixels = to_uint8(result["images"])
-    with_noise = space == "w"
+    with_noise = space == "w" and bool(noise_keys)  # StyleGAN3 generators have no noise maps
     files, entries, lines = {}, [], []
     for i, (name, path) in enumerate(zip(names, sources)):
         losses = result["losses"][i]

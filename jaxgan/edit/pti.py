@@ -40,7 +40,7 @@ from jaxgan import parallel
 from jaxgan.edit import invert
 from jaxgan.loops import scan_steps
 from jaxgan.models import lpips as lpips_model
-from jaxgan.models import stylegan2
+from jaxgan.models import generators
 from jaxgan.nn.leaves import replace_selected, selected_leaves, selected_names
 from jaxgan.nn.split import SplitModel
 
@@ -161,11 +161,11 @@ def morphed_latents(w_pivot, w_samples, alpha: float):
 
 def locality_terms(G0: SplitModel, G: SplitModel, lpips_alex: SplitModel, w_pivot, z, cfg: PTIConfig):
     """The regulariser's (mse, lpips, total) for the latent samples z [S, z_dim], and the morphed latents."""
-    w_samples = stylegan2.mapping(G0, z, jnp.zeros((z.shape[0], G0.config.c_dim)),
+    w_samples = generators.mapping(G0, z, jnp.zeros((z.shape[0], G0.config.c_dim)),
                                   truncation_psi=cfg.locality_psi)
     w_morphed = morphed_latents(w_pivot, w_samples, cfg.locality_alpha)
-    new = stylegan2.synthesis(G, w_morphed, noise_mode="none")
-    old = jax.lax.stop_gradient(stylegan2.synthesis(G0, w_morphed, noise_mode="none"))
+    new = generators.synthesis(G, w_morphed, noise_mode="none")
+    old = jax.lax.stop_gradient(generators.synthesis(G0, w_morphed, noise_mode="none"))
     # Per sample: MSE over its pixels and its LPIPS; PTI sums the weighted terms over samples and divides by S.
     mse = jnp.mean(jnp.square(old - new), axis=(1, 2, 3))
     dist = lpips_model.lpips_distance(lpips_alex, old, new)
@@ -178,7 +178,7 @@ def tuning_loss(G0: SplitModel, params: list, lpips_alex: SplitModel, target, w_
     `params` at `w_pivot` [num_ws, w_dim] against `target` [H, W, C] in [-1, 1]; z [S, z_dim] the regulariser's
     samples (with cfg.locality)."""
     G = with_synthesis_params(G0, params)
-    image = stylegan2.synthesis(G, w_pivot[None], noise_mode="const")
+    image = generators.synthesis(G, w_pivot[None], noise_mode="const")
     mse = jnp.mean(jnp.square(image - target[None]))  # criteria/l2_loss.py: MSELoss(reduction='mean')
     dist = lpips_model.lpips_distance(lpips_alex, invert.as_rgb(image), invert.as_rgb(target[None]))[0]
     loss = cfg.mse_weight * mse + cfg.lpips_weight * dist
@@ -218,7 +218,7 @@ def tune_step(G0: SplitModel, lpips_alex: SplitModel, target, w_pivot, state: Tu
 
 def render(G0: SplitModel, params: list, w_pivot):
     """The tuned generator's image of the pivot, [H, W, C] (noise_mode 'const')."""
-    return stylegan2.synthesis(with_synthesis_params(G0, params), w_pivot[None], noise_mode="const")[0]
+    return generators.synthesis(with_synthesis_params(G0, params), w_pivot[None], noise_mode="const")[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------

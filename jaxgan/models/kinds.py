@@ -14,7 +14,7 @@ load: `canonical_kind` maps an old name to the current one, `kind_named` accepts
 import dataclasses
 from typing import Any, Callable
 
-from jaxgan.models import encoder, lpips, pix2pixhd, segbranch, stylegan2, vgg19
+from jaxgan.models import encoder, lpips, pix2pixhd, segbranch, stylegan2, stylegan3, vgg19
 from jaxgan.nn.split import SplitModel
 
 
@@ -40,6 +40,10 @@ def _pix2pixhd_generator_summary(cfg) -> str:
 _KINDS = (
     ModelKind("stylegan2-generator", stylegan2.GeneratorConfig, stylegan2.abstract_model, "StyleGAN2 generator",
               _stylegan2_summary),
+    ModelKind("stylegan3-generator", stylegan3.StyleGAN3Config, stylegan3.abstract_model, "StyleGAN3 generator",
+              lambda cfg: f"{cfg.img_resolution}x{cfg.img_resolution}, c_dim {cfg.c_dim}, "
+                          f"config {'R' if cfg.use_radial_filters else 'T'} "
+                          f"({cfg.conv_kernel}x{cfg.conv_kernel} convs, {cfg.num_layers} layers)"),
     ModelKind("stylegan2-discriminator", stylegan2.DiscriminatorConfig, stylegan2.abstract_model,
               "StyleGAN2 discriminator", _stylegan2_summary),
     ModelKind("lpips", lpips.LPIPSConfig, lpips.abstract_model, "LPIPS model",
@@ -61,6 +65,8 @@ _KINDS = (
 )
 
 MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in _KINDS}
+# The image generators (mapping + synthesis, `jaxgan.models.generators`): what generate, drag, invert and serve take.
+GENERATOR_KINDS = ("stylegan2-generator", "stylegan3-generator")
 _BY_CONFIG_CLASS = {kind.config_class: kind for kind in _KINDS}
 # Old stored name -> current name. "lpips-vgg": LPIPS had only the VGG16 trunk; the config now names the trunk.
 LEGACY_KIND_NAMES = {"lpips-vgg": "lpips"}

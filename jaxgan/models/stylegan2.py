@@ -115,6 +115,11 @@ class GeneratorConfig:
         return self.channels[self.block_resolutions.index(res)]
 
     @property
+    def feature_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(size, channels) of each map `synthesis(..., return_features=True)` returns: every block's output."""
+        return tuple((res, self.channels_at(res)) for res in self.block_resolutions)
+
+    @property
     def mapping(self) -> MappingConfig:
         return MappingConfig(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
                              num_layers=self.mapping_layers, embed_features=self.embed_features,

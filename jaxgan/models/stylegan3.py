@@ -29,12 +29,25 @@ is the input layer and `jaxgan.ops.filtered_lrelu` the nonlinearity.
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax import lax
 
-from jaxgan.nn.fully_connected import equalized_linear
+from jaxgan.models.stylegan2 import MappingConfig, MappingNetwork
+from jaxgan.models.stylegan3_filters import design_lowpass_filter
+from jaxgan.nn.fully_connected import FullyConnected, equalized_linear
+from jaxgan.nn.leaves import replace_selected
+from jaxgan.nn.modulated_layers import NOISE_MODES
+from jaxgan.nn.split import SplitModel, split
+from jaxgan.nn.synthesis_input import fourier_features
+from jaxgan.nn.variables import Buffer
 from jaxgan.ops.filtered_lrelu import filtered_lrelu
+
+# return_features of `synthesis`: none, or every synthesis layer's output (True, as DragGAN's renderer; "layers")
+FEATURE_KINDS = (False, True, "layers")
+INPUT_TRANSFORM = ("synthesis", "input", "transform")  # the user transform buffer's name parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +61,8 @@ class StyleGAN3Config:
     img_resolution: int = 1024
     img_channels: int = 3
     mapping_layers: int = 2             # mapping_kwargs num_layers (train.py --map-depth, 2 for T and R)
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.998
     channel_base: int = 32768
     channel_max: int = 512
     num_layers: int = 14
@@ -65,9 +80,25 @@ class StyleGAN3Config:
     conv_clamp: float | None = 256
     magnitude_ema_beta: float = 0.999
 
+    def __post_init__(self):
+        if self.num_layers <= self.num_critical:
+            raise ValueError(f"num_layers ({self.num_layers}) must exceed num_critical ({self.num_critical})")
+
     @property
     def num_ws(self) -> int:
         return self.num_layers + 2
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """StyleGAN3's MappingNetwork is StyleGAN2's with embed and hidden widths w_dim and w_avg always kept."""
+        return MappingConfig(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
+                             num_layers=self.mapping_layers, lr_multiplier=self.mapping_lr_multiplier,
+                             w_avg_beta=self.w_avg_beta)
+
+    @property
+    def feature_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(size, channels) of each map `synthesis(..., return_features=True)` returns: every layer's output."""
+        return tuple((spec.out_size, spec.out_channels) for spec in layer_specs(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,25 +190,167 @@ def input_layout(cfg: StyleGAN3Config) -> dict:
 
 
 def synthesis_layer(params: dict, spec: LayerSpec, x, w, *, conv_clamp: float | None = 256):
-    """One SynthesisLayer on one image: x [in_size, in_size, in_channels] (HWC), w [w_dim] -> [out_size, out_size,
+    """One SynthesisLayer: x [N, in_size, in_size, in_channels] (NHWC), w [N, w_dim] -> [N, out_size, out_size,
     out_channels]. params by their state-dict suffixes: 'weight' [O, I, k, k], 'bias' [O], 'affine.weight'
-    [I, w_dim], 'affine.bias' [I], 'magnitude_ema' [], and 'up_filter' / 'down_filter' where the layer has them."""
+    [I, w_dim], 'affine.bias' [I], 'magnitude_ema' [], and 'up_filter' / 'down_filter' where the layer has them.
+
+    The styles modulate the activations, not the weights (conv(x * s, W) = conv(x, W * s)), so one convolution
+    with the shared weight serves the batch; the demodulation coefficients then scale the output channels."""
     weight = jnp.asarray(params["weight"], jnp.float32)
-    styles = equalized_linear(w, params["affine.weight"], params["affine.bias"])
+    styles = equalized_linear(jnp.asarray(w, jnp.float32), params["affine.weight"], params["affine.bias"])
     if spec.is_torgb:
         styles = styles * np.float32(1 / np.sqrt(spec.in_channels * spec.conv_kernel ** 2))
     demodulate = not spec.is_torgb
     if demodulate:
         weight = weight * lax.rsqrt(jnp.mean(jnp.square(weight), axis=(1, 2, 3), keepdims=True))
-        styles = styles * lax.rsqrt(jnp.mean(jnp.square(styles)))
-    weight = weight * styles[None, :, None, None]                               # [O, I, k, k]
-    if demodulate:
-        weight = weight * lax.rsqrt(jnp.sum(jnp.square(weight), axis=(1, 2, 3), keepdims=True) + np.float32(1e-8))
-    weight = weight * lax.rsqrt(jnp.asarray(params["magnitude_ema"], jnp.float32))  # input_gain
+        styles = styles * lax.rsqrt(jnp.mean(jnp.square(styles), axis=1, keepdims=True))
     k = spec.conv_kernel
-    y = lax.conv_general_dilated(x[None], jnp.transpose(weight, (2, 3, 1, 0)), (1, 1), [(k - 1, k - 1)] * 2,
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
-    y = filtered_lrelu(y, params.get("up_filter"), params.get("down_filter"), params["bias"], spec.up_factor,
-                       spec.down_factor, spec.padding, gain=1.0 if spec.is_torgb else float(np.sqrt(2)),
-                       slope=1.0 if spec.is_torgb else 0.2, clamp=conv_clamp)
-    return y[0]
+    y = lax.conv_general_dilated(x * styles[:, None, None, :], jnp.transpose(weight, (2, 3, 1, 0)), (1, 1),
+                                 [(k - 1, k - 1)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                 precision=lax.Precision.HIGHEST)
+    gain = lax.rsqrt(jnp.asarray(params["magnitude_ema"], jnp.float32))  # input_gain, after the demodulation
+    if demodulate:  # 1 / |W_o * s| per image and output channel
+        squares = jnp.sum(jnp.square(weight), axis=(2, 3))                           # [O, I]
+        gain = gain * lax.rsqrt(jnp.square(styles) @ squares.T + np.float32(1e-8))[:, None, None, :]
+    y = y * gain
+    return filtered_lrelu(y, params.get("up_filter"), params.get("down_filter"), params["bias"], spec.up_factor,
+                          spec.down_factor, spec.padding, gain=1.0 if spec.is_torgb else float(np.sqrt(2)),
+                          slope=1.0 if spec.is_torgb else 0.2, clamp=conv_clamp)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Modules: named as the official state dict (synthesis.input.*, synthesis.L{idx}_{size}_{channels}.*, mapping.*)
+
+
+class SynthesisInput(nnx.Module):
+    def __init__(self, cfg: StyleGAN3Config, *, rngs: nnx.Rngs):
+        layout = input_layout(cfg)
+        self.size, self.sampling_rate, self.bandwidth = layout["size"], layout["sampling_rate"], layout["bandwidth"]
+        channels = layout["channels"]
+        # The official construction: frequencies drawn from a disc of radius `bandwidth`, phases in [-0.5, 0.5).
+        freqs = jax.random.normal(rngs.params(), (channels, 2))
+        radii = jnp.sqrt(jnp.sum(jnp.square(freqs), axis=1, keepdims=True))
+        freqs = freqs / (radii * jnp.exp(jnp.square(radii)) ** 0.25) * self.bandwidth
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (channels, channels)))
+        self.affine = FullyConnected(cfg.w_dim, 4, rngs=rngs)
+        self.affine.weight = nnx.Param(jnp.zeros((4, cfg.w_dim), jnp.float32))       # weight_init=0
+        self.affine.bias = nnx.Param(jnp.asarray([1.0, 0.0, 0.0, 0.0], jnp.float32))  # bias_init=[1,0,0,0]
+        self.transform = Buffer(jnp.eye(3, dtype=jnp.float32))
+        self.freqs = Buffer(freqs)
+        self.phases = Buffer(jax.random.uniform(rngs.params(), (channels,)) - 0.5)
+
+    def __call__(self, w):
+        params = {"weight": self.weight[...], "affine.weight": self.affine.weight[...],
+                  "affine.bias": self.affine.bias[...], "transform": self.transform[...], "freqs": self.freqs[...],
+                  "phases": self.phases[...]}
+        return fourier_features(params, w, size=self.size, sampling_rate=self.sampling_rate,
+                                bandwidth=self.bandwidth)
+
+
+class SynthesisLayer(nnx.Module):
+    def __init__(self, cfg: StyleGAN3Config, spec: LayerSpec, *, rngs: nnx.Rngs):
+        self.spec = spec
+        self.conv_clamp = cfg.conv_clamp
+        k = spec.conv_kernel
+        self.affine = FullyConnected(cfg.w_dim, spec.in_channels, bias_init=1.0, rngs=rngs)
+        self.weight = nnx.Param(jax.random.normal(rngs.params(), (spec.out_channels, spec.in_channels, k, k)))
+        self.bias = nnx.Param(jnp.zeros((spec.out_channels,), jnp.float32))
+        self.magnitude_ema = Buffer(jnp.ones((), jnp.float32))
+        up = design_lowpass_filter(spec.up_taps, spec.in_cutoff, spec.in_half_width * 2, spec.tmp_sampling_rate)
+        down = design_lowpass_filter(spec.down_taps, spec.out_cutoff, spec.out_half_width * 2,
+                                     spec.tmp_sampling_rate, radial=spec.down_radial)
+        if up is not None:
+            self.up_filter = Buffer(jnp.asarray(up))
+        if down is not None:
+            self.down_filter = Buffer(jnp.asarray(down))
+
+    def __call__(self, x, w):
+        params = {"weight": self.weight[...], "bias": self.bias[...], "affine.weight": self.affine.weight[...],
+                  "affine.bias": self.affine.bias[...], "magnitude_ema": self.magnitude_ema[...]}
+        for name in ("up_filter", "down_filter"):
+            if hasattr(self, name):
+                params[name] = getattr(self, name)[...]
+        return synthesis_layer(params, self.spec, x, w, conv_clamp=self.conv_clamp)
+
+
+class SynthesisNetwork(nnx.Module):
+    def __init__(self, cfg: StyleGAN3Config, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.input = SynthesisInput(cfg, rngs=rngs)
+        self.layer_names = tuple(spec.name for spec in layer_specs(cfg))
+        for spec in layer_specs(cfg):
+            setattr(self, spec.name, SynthesisLayer(cfg, spec, rngs=rngs))
+
+    def __call__(self, ws, *, noise_mode="const", noise_key=None, return_features=False):
+        """ws [N, num_ws, w_dim] -> img [N, R, R, img_channels] (times output_scale), and with return_features
+        every layer's output, the last (ToRGB) before output_scale (DragGAN's renderer's feature list)."""
+        del noise_key  # StyleGAN3 has no noise inputs; noise_mode is accepted and unused, as the official layers
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if return_features not in FEATURE_KINDS:
+            raise ValueError(f"return_features must be one of {FEATURE_KINDS}, got {return_features!r}")
+        cfg = self.cfg
+        if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
+            raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
+        ws = jnp.asarray(ws, jnp.float32)
+        x = self.input(ws[:, 0])
+        features = []
+        for idx, name in enumerate(self.layer_names):
+            x = getattr(self, name)(x, ws[:, idx + 1])
+            features.append(x)
+        img = x * np.float32(cfg.output_scale) if cfg.output_scale != 1 else x
+        return (img, tuple(features)) if return_features else img
+
+
+class Generator(nnx.Module):
+    def __init__(self, cfg: StyleGAN3Config, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.mapping = MappingNetwork(cfg.mapping, rngs=rngs)
+        self.synthesis = SynthesisNetwork(cfg, rngs=rngs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The pure, functional API (the same as jaxgan.models.stylegan2's generator API)
+
+
+def init_generator(cfg: StyleGAN3Config, key) -> SplitModel:
+    """A generator initialised as the official constructor does (filters designed, magnitude EMAs 1)."""
+    return split(Generator(cfg, rngs=nnx.Rngs(params=key)))
+
+
+def abstract_model(cfg: StyleGAN3Config) -> SplitModel:
+    """Shapes and dtypes only (no random init), the target for converters and checkpoint restores."""
+    return split(nnx.eval_shape(lambda: Generator(cfg, rngs=nnx.Rngs(0))))
+
+
+def mapping(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None):
+    """z [N, z_dim] (and c [N, c_dim]) -> ws [N, num_ws, w_dim], truncated towards w_avg by psi."""
+    return G.module().mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+
+
+def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, return_features: bool | str = False):
+    """ws [N, num_ws, w_dim] -> images [N, R, R, C], float32, nominally in [-1, 1] (unclipped). With
+    return_features (True or "layers"), also every synthesis layer's output (NHWC, margins included)."""
+    return G.module().synthesis(ws, noise_mode=noise_mode, noise_key=noise_key, return_features=return_features)
+
+
+def generate(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None,
+             noise_mode: str = "const", noise_key=None):
+    """Mapping then synthesis: z [N, z_dim] -> images [N, R, R, C]."""
+    ws = mapping(G, z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    return synthesis(G, ws, noise_mode=noise_mode, noise_key=noise_key)
+
+
+def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> np.ndarray:
+    """The user transform of gen_images.py's `make_transform` (float64 [3, 3]): rotate by `angle` degrees,
+    translate by (x, y) in units of the input grid. The network's `transform` buffer holds its inverse."""
+    s, c = np.sin(angle / 360.0 * np.pi * 2), np.cos(angle / 360.0 * np.pi * 2)
+    return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0, 0, 1]], np.float64)
+
+
+def with_input_transform(G: SplitModel, user_transform=None) -> SplitModel:
+    """G with its input `transform` buffer set as gen_images.py sets it: inv(user_transform), float32; None: the
+    identity (what DragGAN's renderer sets when it loads a network)."""
+    m = np.eye(3) if user_transform is None else np.linalg.inv(np.asarray(user_transform, np.float64))
+    buffers = replace_selected(G.buffers, lambda name: name == INPUT_TRANSFORM, [jnp.asarray(m, jnp.float32)])
+    return dataclasses.replace(G, buffers=buffers)

@@ -16,7 +16,8 @@ import numpy as np
 
 from jaxgan import parallel
 from jaxgan.edit import drag
-from jaxgan.models import stylegan2
+from jaxgan.models import generators
+from jaxgan.models.kinds import GENERATOR_KINDS, kind_of
 from jaxgan.nn.split import SplitModel
 
 
@@ -68,7 +69,7 @@ class ServedModel:
 
     def describe(self) -> dict:
         g = self.G.config
-        out = {"name": self.name, "kind": "stylegan2-generator", "resolution": g.img_resolution, "num_ws": g.num_ws,
+        out = {"name": self.name, "kind": kind_of(g).name, "resolution": g.img_resolution, "num_ws": g.num_ws,
                "w_dim": g.w_dim, "c_dim": g.c_dim, "img_channels": g.img_channels,
                "capabilities": self.capabilities, "drag_defaults": self.drag_defaults(), "hints": self.hints()}
         if self.lpips is not None:
@@ -94,8 +95,8 @@ def _generate_one(G: SplitModel, problem: dict):
     if "ws" in problem:
         ws = problem["ws"][None]
     else:
-        ws = stylegan2.mapping(G, problem["z"][None], problem["c"][None], truncation_psi=problem["trunc"])
-    image = stylegan2.synthesis(G, ws, noise_mode="const")[0]
+        ws = generators.mapping(G, problem["z"][None], problem["c"][None], truncation_psi=problem["trunc"])
+    image = generators.synthesis(G, ws, noise_mode="const")[0]
     pixels = jnp.clip(image * jnp.float32(127.5) + jnp.float32(128), 0, 255).astype(jnp.uint8)
     return {"ws": ws[0], "pixels": pixels}
 
@@ -151,9 +152,12 @@ def load_models(checkpoints: dict, *, lpips_path=None, lpips_alex_path=None, seg
                          f"with LPIPS (alex). {LPIPS_ALEX_FILES_HINT}")
     models = {}
     for name, path in checkpoints.items():
-        G = load_model(path, "stylegan2-generator", name="G")
+        G = generators.with_user_transform(load_model(path, GENERATOR_KINDS, name="G"))  # as on the CLI
         S = None
         if name in seg:
+            if kind_of(G.config).name != "stylegan2-generator":
+                raise ValueError(f"--seg {name}=...: EditGAN's segmentation branch reads StyleGAN2 features; "
+                                 f"{name} is a {kind_of(G.config).description}")
             S = load_model(seg[name], "segbranch", hint=SEG_HINT)
             segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
         models[name] = ServedModel(name=name, G=G, sidecar=read_sidecar(path), checkpoint=str(path),

@@ -271,13 +271,17 @@ def _with_stylegan3_input(g_ema: PersistentObject) -> PersistentObject:
 
 
 @pytest.mark.parametrize("build", ["hand_built", "fixture_with_input"])
-def test_stylegan3_generator_is_refused(monkeypatch, snapshot, build):
+def test_incomplete_stylegan3_generator_is_refused(monkeypatch, snapshot, build):
+    """A generator with a StyleGAN3 input goes to the StyleGAN3 converter, which refuses one whose tensors do not
+    fill its layers (the hand-built one has a single layer), naming them, or whose constructor arguments are not
+    StyleGAN3's (the other: a StyleGAN2 generator's, with a StyleGAN3 input grafted on)."""
     g = _stylegan3_generator() if build == "hand_built" else _with_stylegan3_input(snapshot["G_ema"])
     assert "synthesis.input.freqs" in g.state_dict()
     with pytest.raises(ConversionError) as excinfo:
         _convert_data(monkeypatch, {"G_ema": g, "D": snapshot["D"]})
     message = str(excinfo.value)
-    assert "StyleGAN3" in message and "not supported" in message
+    expected = "missing" if build == "hand_built" else "unsupported constructor arguments ['synthesis_kwargs']"
+    assert "StyleGAN3 generator" in message and expected in message, message
 
 
 def test_pickle_without_g_ema_is_refused(monkeypatch, snapshot):

@@ -98,6 +98,7 @@ def test_generate_from_z_with_truncation_matches_official(pkl_checkpoint, tmp_pa
     (["--seeds", "x"], "is not a seed list"),
     (["--seeds", "0", "--class", "1"], "unconditional"),
     (["--seeds", "0", "--trunc-cutoff", "99"], "exceeds num_ws"),
+    (["--seeds", "0", "--translate", "0.1,0"], "has no input transform"),  # StyleGAN3's option
 ])
 def test_generate_rejects_bad_input_with_one_line(pkl_checkpoint, tmp_path, args, message):
     result = CliRunner().invoke(main, ["generate", str(pkl_checkpoint), "--outdir", str(tmp_path / "o"), *args])

@@ -7,6 +7,10 @@ step and at the first 10 lr 5e-2 steps, final points within 2 px; losses, gradie
 points agree. Adam amplifies float32 rounding differences step after step (a coordinate whose gradient is near
 zero moves by about +-lr either way), so the latent tolerances widen with the step count and the learning rate;
 the measured errors are in the comments.
+
+The StyleGAN3 trace (draggan_sg3_trace_lr5e-2.npz: 128 px stylegan3-t, the same drag) checks what differs there:
+feature_idx 5 indexes every layer's output (L5_52_30: 52 x 52 with the 10-sample margins, resized whole to
+128 x 128), 16 ws with Adam still on the first 6, and the identity input transform the renderer sets on load.
 """
 
 import functools
@@ -16,8 +20,8 @@ import pytest
 
 from jaxgan.edit import drag
 from jaxgan.ops.resize import resize_bilinear
-from tests.helpers import (DRAG_TRACE_HIGH_LR, DRAG_TRACE_LOW_LR, drag_config, drag_fixture_session, drag_trace,
-                           jitted_drag_step)
+from tests.helpers import (DRAG_TRACE_HIGH_LR, DRAG_TRACE_LOW_LR, DRAG_TRACE_SG3, drag_config, drag_fixture_session,
+                           drag_trace, jitted_drag_step)
 
 
 @functools.cache
@@ -94,3 +98,21 @@ def test_latent_rows_beyond_six_never_change():
     data, states, _ = run_trace(DRAG_TRACE_HIGH_LR)
     np.testing.assert_array_equal(np.asarray(states[-1].w)[6:], data["w0"][0][6:])
     assert drag.NUM_OPTIMIZED_WS == 6
+
+
+def test_stylegan3_trace_tracks_the_official_points_at_every_step():
+    """Measured: points identical at all 20 steps; losses within 3.2e-5, gradients within 2.5e-3 of their largest
+    component, latents after Adam within 2.2e-4; the step-0 resized feature within 5.7e-6 (scale 5.5)."""
+    data, states, outputs = run_trace(DRAG_TRACE_SG3)
+    G, _, _ = drag_trace(DRAG_TRACE_SG3)
+    assert (G.config.num_ws, states[0].feat0.shape) == (16, (52, 52, 30))
+    feat0 = np.asarray(resize_bilinear(states[1].feat0, (128, 128)))
+    assert np.max(np.abs(feat0 - np.transpose(data["feat0"], (1, 2, 0)))) <= 1e-4
+    for k, out in enumerate(outputs):
+        np.testing.assert_array_equal(np.asarray(out.points)[:2], data["points"][k], err_msg=f"step {k}")
+        assert bool(out.stop) == bool(data["stop"][k])
+        np.testing.assert_allclose(np.asarray(out.losses)[[0, 1, 4, 5]], data["losses"][k], atol=2e-4)
+        assert grad_error(out.grad, data["grad"][k][0]) <= 2e-2, f"step {k}"
+        np.testing.assert_allclose(np.asarray(states[k + 1].w), data["w_after"][k][0], atol=2e-3)
+        assert np.max(np.abs(np.asarray(out.image).astype(int) - data["images"][k].astype(int))) <= 1
+    np.testing.assert_array_equal(np.asarray(states[-1].w)[6:], data["w0"][0][6:])

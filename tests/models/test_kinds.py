@@ -4,12 +4,13 @@ import dataclasses
 
 import pytest
 
-from jaxgan.models import encoder, kinds, lpips, pix2pixhd, segbranch, stylegan2, vgg19
+from jaxgan.models import encoder, kinds, lpips, pix2pixhd, segbranch, stylegan2, stylegan3, vgg19
 
 
 def test_every_config_class_has_exactly_one_kind():
-    config_classes = [stylegan2.GeneratorConfig, stylegan2.DiscriminatorConfig, lpips.LPIPSConfig,
-                      segbranch.SegBranchConfig, *pix2pixhd.CONFIGS, vgg19.VGG19Config, encoder.EncoderConfig]
+    config_classes = [stylegan2.GeneratorConfig, stylegan3.StyleGAN3Config, stylegan2.DiscriminatorConfig,
+                      lpips.LPIPSConfig, segbranch.SegBranchConfig, *pix2pixhd.CONFIGS, vgg19.VGG19Config,
+                      encoder.EncoderConfig]
     assert sorted(k.config_class.__name__ for k in kinds.MODEL_KINDS.values()) == sorted(
         c.__name__ for c in config_classes)
     assert len({k.name for k in kinds.MODEL_KINDS.values()}) == len(config_classes)
