@@ -4,7 +4,9 @@ Follows the official `Renderer._render_drag_impl` in DragGAN's `viz/renderer.py`
 the line numbers below are in that file), step for step:
 
 1. assemble ws: the optimised rows 0..5 (w+; or one w repeated six times) and rows 6.. held at w0 (lines 297-300);
-2. synthesise with constant noise and resize block `feature_idx`'s output bilinearly to the image size (lines 310-319);
+2. synthesise with constant noise and resize feature map `feature_idx` bilinearly to the image size (lines 310-319):
+   StyleGAN2's block outputs; StyleGAN3's layer outputs, margins included (`G.config.feature_shapes`; the renderer's
+   `init_network` sets a StyleGAN3 input transform to the identity, which `generators.with_user_transform` does);
 3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (lines 320-326);
 4. track every handle by the nearest reference feature (L2, first minimum, row-major) in its clipped
    (2*r2+1)^2 window (lines 329-341);
@@ -91,7 +93,7 @@ class DragConfig:
     max_points: int = 8
     r1: float = OFFICIAL_R1    # motion-supervision patch radius at 512 px (renderer.py:354)
     r2: float = OFFICIAL_R2    # tracking search radius at 512 px (renderer.py:331)
-    feature_idx: int = OFFICIAL_FEATURE_IDX  # supervised and tracked block: 5 = the "6th block" (renderer.py:319)
+    feature_idx: int = OFFICIAL_FEATURE_IDX  # supervised and tracked map: 5 = the "6th block" (renderer.py:319)
     noise_mode: str = "const"  # the official default; 'none' also works, random noise would break tracking
 
     @classmethod

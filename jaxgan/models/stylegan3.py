@@ -1,4 +1,4 @@
-"""StyleGAN3 (alias-free) generators: the config and the synthesis network's layer schedule so far (issue 19).
+"""StyleGAN3 (alias-free) generators, configs T and R: the config, the layer schedule, the layers and the model.
 
 Follows NVlabs/stylegan3@c233a91 `training/networks_stylegan3.py`: `SynthesisNetwork.__init__` (:430-470) lays out
 num_layers + 1 layers whose cutoffs and minimum stopbands grow geometrically from `first_cutoff` /
@@ -9,22 +9,27 @@ width min((channel_base / 2) / cutoff, channel_max) rounded (the last: img_chann
 (:272-320) then gives each layer its up / down factors (the temporary rate is the larger of its in / out rates,
 times `lrelu_upsampling` except for ToRGB), its filter taps (`filter_size` x factor, 1 without resampling or for
 ToRGB), radial down filters (`use_radial_filters`, not on critically sampled layers) and its padding (the
-symmetric interpretation of Appendix C.3). The filters themselves are buffers of the checkpoint, so nothing here
-designs one (no scipy).
+symmetric interpretation of Appendix C.3). The filters themselves are buffers of the checkpoint; only a network
+built from scratch (`init_generator`) designs them, in numpy (`jaxgan.models.stylegan3_filters`, no scipy).
 
-`synthesis_layer` is one layer's forward for one image (`SynthesisLayer.forward`, :322-350, and SG3's
+`synthesis_layer` is one layer's forward for a batch (`SynthesisLayer.forward`, :322-350, and SG3's
 `modulated_conv2d`, :24-64): styles = affine(w) (FullyConnectedLayer, weight gain 1/sqrt(w_dim), bias init 1; for
 ToRGB times 1/sqrt(in_channels * k^2)); the weight pre-normalised by its RMS per output channel, the styles by
 their RMS, modulated, demodulated (not for ToRGB), times input_gain = magnitude_ema^-1/2; a convolution with "full"
 padding k - 1; then `filtered_lrelu` with the layer's filters, factors and padding (gain sqrt 2 and slope 0.2, or
-1 and 1 for ToRGB), clamped to conv_clamp. The official code normalises the styles by the RMS over the whole
+1 and 1 for ToRGB), clamped to conv_clamp. The styles scale the activations rather than the weights (the same
+sums; one convolution serves the batch). The official code normalises the styles by the RMS over the whole
 batch; demodulation divides every output channel by the norm of its modulated weights, which removes any scale
 of the styles, so per-image normalisation is the same function (and the non-demodulated ToRGB is not
 pre-normalised): an image does not depend on the others of its batch.
 
-Still to come: the whole synthesis network and the mapping network (StyleGAN2's with StyleGAN3's defaults) as a
-model, the magnitude EMA update (training), the converter and the functional API; `jaxgan.nn.synthesis_input`
-is the input layer and `jaxgan.ops.filtered_lrelu` the nonlinearity.
+The model: `Generator` = StyleGAN2's `MappingNetwork` with StyleGAN3's defaults (2 layers, w_avg always kept, beta
+0.998) + `SynthesisNetwork` (the Fourier input `jaxgan.nn.synthesis_input` from ws row 0, layer i from row i + 1,
+the output times output_scale), named as the official state dict so converters map it by the identity; filters
+and magnitude EMAs are buffers. The pure API over its `SplitModel` is StyleGAN2's (`mapping`, `synthesis` with
+`return_features`: every layer's output, DragGAN's feature list; `generate`), plus `with_input_transform` and
+`make_transform` (gen_images.py's --translate / --rotate). Everything runs in float32 (the official fp16 layers as
+`force_fp32=True`). Not here: the magnitude-EMA update of training (`update_emas`).
 """
 
 import dataclasses

@@ -92,11 +92,12 @@ def test_drag_reproduces_the_official_stylegan3_trace(tmp_path):
     trace = np.load(tmp_path / "T.npz")
     np.testing.assert_allclose(trace["ws"][0], data["w0"][0], atol=1e-5, rtol=0)  # w0 as the renderer builds it
     np.testing.assert_array_equal(trace["points"][:20], data["points"])  # measured: identical at every step
+    np.testing.assert_allclose(trace["losses"][:20], data["losses"], atol=2e-4)  # measured <= 3.2e-5
     assert trace["ws"].shape == (21, 16, 64)
     assert {p.name for p in (tmp_path / "drag").iterdir()} >= {"drag.png", "drag_ws.npy", "drag.json"}
 
 
-@pytest.mark.parametrize("space", ["w", "w+"])
+@pytest.mark.parametrize("space", [pytest.param("w", marks=pytest.mark.slow), "w+"])  # CI: w+ (the editor's)
 def test_invert_a_stylegan3_image_in_both_spaces(sg3_checkpoint, tmp_path_factory, space):
     """The projector (w) and EditGAN's embedding (w+) are generic: on a StyleGAN3 image (no noise maps to
     optimise) they run, write the usual files, and bring the reconstruction closer than where they start."""

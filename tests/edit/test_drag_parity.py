@@ -100,6 +100,7 @@ def test_latent_rows_beyond_six_never_change():
     assert drag.NUM_OPTIMIZED_WS == 6
 
 
+@pytest.mark.slow  # CI runs the same trace through `jaxgan drag` (tests/cli/test_stylegan3.py)
 def test_stylegan3_trace_tracks_the_official_points_at_every_step():
     """Measured: points identical at all 20 steps; losses within 3.2e-5, gradients within 2.5e-3 of their largest
     component, latents after Adam within 2.2e-4; the step-0 resized feature within 5.7e-6 (scale 5.5)."""

@@ -99,3 +99,21 @@ def test_misuse_is_refused():
         pti.PTIConfig(pivot_space="z")
     with pytest.raises(ValueError, match="2 pivots for 3 images"):
         pti.pti_images(G, A, A, list(targets), pivots=ws[:2])
+
+
+@pytest.mark.slow  # a longer check that CI skips (`pytest -m slow` runs it)
+def test_pti_tunes_a_stylegan3_generator():
+    """PTI's code is generic: on the StyleGAN3 fixture (its synthesis parameters tuned, the Fourier features' buffers
+    kept), a few tuning steps from a given pivot bring the reconstruction closer, with the locality regulariser."""
+    from checkpoints_convert.stylegan2_pkl import convert_state_dict
+    from jaxgan.models import generators
+    from tests.helpers import fixture_state_dict, load_fixture
+    data, meta = load_fixture("sg3_t_res64.npz")
+    G = generators.with_user_transform(convert_state_dict("Generator", meta["init_kwargs"], fixture_state_dict(data)))
+    assert pti.synthesis_param_names(G) and all(n.startswith("synthesis.") for n in pti.synthesis_param_names(G))
+    pivots, targets = data["out/ws_psi07"][:1], np.asarray(jax.jit(generators.synthesis)(G, data["out/ws_psi1"][1:2]))
+    cfg = pti.PTIConfig(tune_steps=4, locality=True, lpips_threshold=1e-6)
+    result = pti.pti_images(G, fixture_lpips("vgg"), fixture_lpips("alex"), list(targets), pivots=pivots, cfg=cfg,
+                            devices=jax.devices()[:1])
+    assert result["after"]["lpips_alex"][0] < result["before"]["lpips_alex"][0]
+    assert result["params"][0].shape[0] == 1 and np.all(np.isfinite(result["images"]))

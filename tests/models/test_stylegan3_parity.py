@@ -4,12 +4,12 @@ by `checkpoints_convert` with the recorded constructor arguments.
 
 ws (three truncations) within 1e-5 (measured 1e-6); images within 1e-5 (measured 4.3e-6 T, images of scale ~1);
 every synthesis layer's output of batch element 0 (the ToRGB one before output_scale) within 1e-5 of that layer's
-largest value (features reach 11), which checks the Fourier input, both filter kinds (separable for T, radial for
+largest value (features reach 11; measured 3.5e-6), which checks the Fourier input, both filter kinds (separable for T, radial for
 R's non-critical layers) and the critically sampled layers one by one; the gradient w.r.t. ws within 1e-3 of its
-largest component (measured 7.7e-5), as for StyleGAN2. The official layers normalise the styles by their RMS over
-the whole batch and jaxgan per image: demodulation removes any scale of the styles, so a batch of 4 checks that
-the two agree (the drag trace test runs batches of one). The StyleGAN3 snapshot's discriminator is StyleGAN2's,
-its logits within 1e-4.
+largest component (measured 7.7e-5 T, 5e-6 R; R's compile takes 40 s, so CI runs T's), as for StyleGAN2. The
+official layers normalise the styles by their RMS over the whole batch and jaxgan per image: demodulation removes
+any scale of the styles, so a batch of 4 checks that the two agree (the drag trace test runs batches of one). The
+StyleGAN3 snapshot's discriminator is StyleGAN2's, its logits within 1e-4 (measured 4.8e-7).
 """
 
 import functools
@@ -61,7 +61,7 @@ def test_images_and_every_layer_output_match_official(name):
     assert max_err(run(G, data["out/ws_psi07"])[0], nchw_to_nhwc(data["out/img_psi07"])) <= ATOL
 
 
-@pytest.mark.parametrize("name", FIXTURES[:2])
+@pytest.mark.parametrize("name", [FIXTURES[0], pytest.param(FIXTURES[1], marks=pytest.mark.slow)])
 def test_gradient_wrt_ws_matches_official(name):
     G, data = generator(name)
     projection = jnp.asarray(nchw_to_nhwc(data["in/grad_projection"]))
