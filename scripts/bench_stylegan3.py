@@ -12,12 +12,14 @@ random input: jaxgan's `jaxgan.ops.filtered_lrelu` against the official `filtere
 Each row alternates the two (jaxgan call, official call, ...) after a warm-up of each, medians of --repeats,
 and records the 1-minute load average before and after (rerun rows taken under load), the largest difference and
 the machine. Without --official only jaxgan is timed. The official conv2d_gradfix imports `pkg_resources`, which
-new setuptools no longer ship: a stand-in with `parse_version` is installed for that import only when missing.
+new setuptools no longer ship: a stand-in with `parse_version` (release numbers as a tuple) is installed for that
+import only when missing.
 
     python scripts/bench_stylegan3.py --official ../stylegan3 --cfg stylegan3-t --resolution 256 --out r.json
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -61,17 +63,19 @@ def init_kwargs(args) -> dict:
     return kwargs
 
 
+def _release_tuple(version: str) -> tuple:
+    """'2.13.0+cpu' -> (2, 13, 0); '1.11.0a' -> (1, 11, 0): what conv2d_gradfix's version test compares."""
+    import re
+    return tuple(int(p) for p in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
 class Official:
     """The official generator (torch imported here only) and its weights converted for jaxgan."""
 
     def __init__(self, args):
         sys.path.insert(0, os.path.abspath(args.official))
-        if "pkg_resources" not in sys.modules:
-            try:
-                import pkg_resources  # noqa: F401
-            except ImportError:
-                from packaging.version import parse
-                sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
+        if importlib.util.find_spec("pkg_resources") is None:  # only `parse_version(torch.__version__)` is used
+            sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=_release_tuple)
         import torch
         from torch_utils.ops import filtered_lrelu
         from training.networks_stylegan3 import Generator
@@ -92,11 +96,13 @@ class Official:
         (self.net.synthesis(ws) * self.torch.from_numpy(cot)).sum().backward()
         return ws.grad.numpy()
 
-    def op(self, layer_name, x):
+    def op(self, layer_name, x, bias):
+        """The layer's filtered_lrelu on x (NCHW) with the given bias (the network's weights stay as they are)."""
         layer = getattr(self.net.synthesis, layer_name)
         with self.torch.no_grad():
             return self.filtered_lrelu.filtered_lrelu(
-                self.torch.from_numpy(x), layer.up_filter, layer.down_filter, layer.bias, layer.up_factor,
+                self.torch.from_numpy(x), layer.up_filter, layer.down_filter, self.torch.from_numpy(bias),
+                layer.up_factor,
                 layer.down_factor, layer.padding, gain=1 if layer.is_torgb else np.sqrt(2),
                 slope=1 if layer.is_torgb else 0.2, clamp=layer.conv_clamp, impl="ref").numpy()
 
@@ -144,9 +150,16 @@ def generator_row(args, G, official, batch: int, mode: str) -> dict:
     start = time.perf_counter()
     compiled = fn.lower(*inputs).compile()
     compile_s = time.perf_counter() - start
-    run_jax = lambda: jax.block_until_ready(compiled(*inputs))  # noqa: E731
-    ours = np.asarray(run_jax())
     row = {"what": "generator", "batch": batch, "mode": mode, "compile_s": round(compile_s, 2)}
+    memory = compiled.memory_analysis()
+    if memory is not None:
+        row["xla_temp_bytes"] = int(memory.temp_size_in_bytes)
+    run_jax = lambda: jax.block_until_ready(compiled(*inputs))  # noqa: E731
+    try:
+        ours = np.asarray(run_jax())
+    except jax.errors.JaxRuntimeError as e:  # e.g. out of memory: recorded, and the other rows still run
+        row["error"] = str(e).splitlines()[0][:200]
+        return row
     run_official = None
     if official is not None:
         if mode == "forward":
@@ -186,9 +199,8 @@ def op_row(args, G, official, prefix: str) -> dict:
            "radial": spec.down_radial}
     run_official = None
     if official is not None:
-        getattr(official.net.synthesis, spec.name).bias.data = official.torch.from_numpy(bias)
         x_nchw = np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
-        run_official = lambda: official.op(spec.name, x_nchw)  # noqa: E731
+        run_official = lambda: official.op(spec.name, x_nchw, bias)  # noqa: E731
         theirs = np.transpose(run_official(), (0, 2, 3, 1))
         row["max_abs_diff_vs_official"] = float(np.abs(ours - theirs).max())
     row.update(alternate(args, run_jax, run_official))
@@ -213,7 +225,7 @@ def main(argv=None):
     for batch in [int(b) for b in args.batch_sizes.split(",") if b]:
         for mode in [m for m in args.modes.split(",") if m]:
             rows.append(generator_row(args, G, official, batch, mode))
-            print(f"batch {batch} {mode}: {rows[-1]['images_per_s']} images/s"
+            print(f"batch {batch} {mode}: {rows[-1].get('images_per_s', rows[-1].get('error'))} images/s"
                   + (f", official {rows[-1]['official']['images_per_s']}" if "official" in rows[-1] else ""),
                   file=sys.stderr)
     report = {"benchmark": f"stylegan3 ({args.cfg}, {args.resolution} px): filtered_lrelu of single layers, "

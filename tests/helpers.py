@@ -262,11 +262,9 @@ def generator_fixture(name):
 
 def sg3_fixture_config(meta):
     """The StyleGAN3Config of a StyleGAN3 fixture, from the constructor arguments it records (flat, as
-    networks_stylegan3.Generator takes them, with mapping_kwargs)."""
-    from jaxgan.models.stylegan3 import StyleGAN3Config
-    kwargs = dict(meta["init_kwargs"])
-    mapping = kwargs.pop("mapping_kwargs", {})
-    return StyleGAN3Config(mapping_layers=mapping.get("num_layers", 2), **kwargs)
+    networks_stylegan3.Generator takes them, with mapping_kwargs), read as the converter reads them."""
+    from checkpoints_convert.stylegan3_pkl import generator_config
+    return generator_config(meta["init_kwargs"])
 
 
 def fixture_module_params(data, module: str) -> dict:

@@ -384,7 +384,7 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
 
     def feature_of(w):
         img, features = generators.synthesis(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
-                                            noise_mode=cfg.noise_mode, return_features=True)
+                                             noise_mode=cfg.noise_mode, return_features=True)
         return features[cfg.feature_idx][0], img[0]
 
     feat, feat_vjp, img = jax.vjp(feature_of, state.w, has_aux=True)

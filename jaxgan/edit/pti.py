@@ -162,7 +162,7 @@ def morphed_latents(w_pivot, w_samples, alpha: float):
 def locality_terms(G0: SplitModel, G: SplitModel, lpips_alex: SplitModel, w_pivot, z, cfg: PTIConfig):
     """The regulariser's (mse, lpips, total) for the latent samples z [S, z_dim], and the morphed latents."""
     w_samples = generators.mapping(G0, z, jnp.zeros((z.shape[0], G0.config.c_dim)),
-                                  truncation_psi=cfg.locality_psi)
+                                   truncation_psi=cfg.locality_psi)
     w_morphed = morphed_latents(w_pivot, w_samples, cfg.locality_alpha)
     new = generators.synthesis(G, w_morphed, noise_mode="none")
     old = jax.lax.stop_gradient(generators.synthesis(G0, w_morphed, noise_mode="none"))

@@ -60,7 +60,10 @@ class ServedModel:
         if self.lpips is None or self.lpips_alex is None:
             out["pti"] = ("PTI (tuning the generator on the photo) needs LPIPS (vgg) and LPIPS (alex): restart jaxgan "
                           f"serve with --lpips and --lpips-alex. {LPIPS_ALEX_FILES_HINT}")
-        if self.seg is None:
+        if self.seg is None and kind_of(self.G.config).name != "stylegan2-generator":
+            out["editgan"] = (f"EditGAN's segmentation branch reads StyleGAN2 features; {self.name} is a "
+                              f"{kind_of(self.G.config).description}")
+        elif self.seg is None:
             out["editgan"] = (f"EditGAN needs a segmentation branch: restart jaxgan serve with --seg "
                               f"{self.name}=SEG_CKPT ({SEG_HINT})")
         elif self.lpips is None:

@@ -40,6 +40,7 @@ def test_models_generate_and_batched_drags(server, G, checkpoint):
     (model,) = http.get(server.url + "/api/models").json()
     assert (model["kind"], model["resolution"], model["num_ws"], model["w_dim"]) == ("stylegan3-generator", 64, 16, 64)
     assert model["drag_defaults"]["feature_idx"] == 5 and "drag" in model["capabilities"]
+    assert "editgan" not in model["capabilities"] and "StyleGAN3 generator" in model["hints"]["editgan"]
     name = model["name"]
 
     body = http.post(server.url + "/api/generate", json={"model": name, "seeds": [2, 9], "trunc": 0.7}).json()
