@@ -4,8 +4,8 @@ by `checkpoints_convert` with the recorded constructor arguments.
 
 ws (three truncations) within 1e-5 (measured 1e-6); images within 1e-5 (measured 4.3e-6 T, images of scale ~1);
 every synthesis layer's output of batch element 0 (the ToRGB one before output_scale) within 1e-5 of that
-layer's largest value (features reach 11; measured 3.5e-6), which checks the Fourier input, both filter kinds (separable for T, radial for
-R's non-critical layers) and the critically sampled layers one by one; the gradient w.r.t. ws within 1e-3 of its
+layer's largest value (features reach 11; measured 3.5e-6), which checks the Fourier input, both filter kinds
+(separable for T, radial for R's non-critical layers) and the critically sampled layers one by one; the gradient w.r.t. ws within 1e-3 of its
 largest component (measured 7.7e-5 T, 5e-6 R; R's compile takes 40 s, so CI runs T's), as for StyleGAN2. The
 official layers normalise the styles by their RMS over the whole batch and jaxgan per image: demodulation removes
 any scale of the styles, so a batch of 4 checks that the two agree (the drag trace test runs batches of one). The
