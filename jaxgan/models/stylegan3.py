@@ -40,7 +40,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from jaxgan.models.stylegan2 import MappingConfig, MappingNetwork
+from jaxgan.models.stylegan2 import MappingConfig, MappingNetwork, mapping  # the mapping API is StyleGAN2's
 from jaxgan.models.stylegan3_filters import design_lowpass_filter
 from jaxgan.nn.fully_connected import FullyConnected, equalized_linear
 from jaxgan.nn.leaves import replace_selected
@@ -315,7 +315,7 @@ class Generator(nnx.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The pure, functional API (the same as jaxgan.models.stylegan2's generator API)
+# The pure, functional API (the same as jaxgan.models.stylegan2's generator API; `mapping` is that module's)
 
 
 def init_generator(cfg: StyleGAN3Config, key) -> SplitModel:
@@ -326,11 +326,6 @@ def init_generator(cfg: StyleGAN3Config, key) -> SplitModel:
 def abstract_model(cfg: StyleGAN3Config) -> SplitModel:
     """Shapes and dtypes only (no random init), the target for converters and checkpoint restores."""
     return split(nnx.eval_shape(lambda: Generator(cfg, rngs=nnx.Rngs(0))))
-
-
-def mapping(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None):
-    """z [N, z_dim] (and c [N, c_dim]) -> ws [N, num_ws, w_dim], truncated towards w_avg by psi."""
-    return G.module().mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
 
 
 def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, return_features: bool | str = False):
