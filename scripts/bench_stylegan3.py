@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-sizes", default="1,4")
     p.add_argument("--modes", default="forward,backward", help="comma-separated: forward, backward")
     p.add_argument("--op-layers", default="L2,L8,L12", help="layers whose filtered_lrelu is timed alone ('' none)")
+    p.add_argument("--layer-memory", action="store_true",
+                   help="also each synthesis layer's XLA temporaries, forward and forward+backward, batch 1")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the JSON report here")
@@ -207,6 +209,32 @@ def op_row(args, G, official, prefix: str) -> dict:
     return row
 
 
+def layer_memory_rows(G) -> list[dict]:
+    """Per synthesis layer, batch 1: XLA's temporaries (compiled.memory_analysis) of the layer's forward and of
+    the gradient of <output, cotangent> w.r.t. its input and w (the cotangent an argument, so that nothing folds
+    into constants), to see where forward+backward memory goes."""
+    from jaxgan.models import stylegan3
+    cfg, module = G.config, G.module()
+    rows = []
+    for spec in stylegan3.layer_specs(cfg):
+        layer = getattr(module.synthesis, spec.name)
+
+        def total(x, w, cot, layer=layer):
+            return jnp.vdot(layer(x, w), cot)
+        x = jax.ShapeDtypeStruct((1, spec.in_size, spec.in_size, spec.in_channels), jnp.float32)
+        w = jax.ShapeDtypeStruct((1, cfg.w_dim), jnp.float32)
+        cot = jax.ShapeDtypeStruct((1, spec.out_size, spec.out_size, spec.out_channels), jnp.float32)
+        forward = jax.jit(lambda x, w, layer=layer: layer(x, w)).lower(x, w).compile().memory_analysis()
+        backward = jax.jit(jax.grad(total, argnums=(0, 1))).lower(x, w, cot).compile().memory_analysis()
+        rows.append({"what": "layer_memory", "layer": spec.name, "up": spec.up_factor, "down": spec.down_factor,
+                     "up_taps": spec.up_taps, "down_taps": spec.down_taps,
+                     "forward_temp_bytes": int(forward.temp_size_in_bytes),
+                     "forward_backward_temp_bytes": int(backward.temp_size_in_bytes)})
+        print(f"{spec.name}: forward {rows[-1]['forward_temp_bytes'] / 2**20:.0f} MiB, forward+backward "
+              f"{rows[-1]['forward_backward_temp_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     official = Official(args) if args.official else None
@@ -216,7 +244,7 @@ def main(argv=None):
         from checkpoints_convert.stylegan3_pkl import generator_config
         from jaxgan.models import stylegan3
         G = stylegan3.init_generator(generator_config(init_kwargs(args)), jax.random.key(args.seed))
-    rows = []
+    rows = layer_memory_rows(G) if args.layer_memory else []
     for prefix in [p for p in args.op_layers.split(",") if p]:
         rows.append(op_row(args, G, official, prefix))
         print(f"filtered_lrelu {rows[-1]['layer']}: {rows[-1]['median_s']} s"
