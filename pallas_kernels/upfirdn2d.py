@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from jaxgan.ops.upfirdn2d_plan import AxisPlan, Padding, axis_plan, correlation_kernel, parse_padding, parse_scaling
+from jaxgan.ops.upfirdn2d_plan import (AxisPlan, Padding, axis_plan, correlation_kernel, parse_padding, parse_scaling,
+                                       transposed_padding)
 from jaxgan.ops.upfirdn2d_xla import upfirdn2d_xla
 from pallas_kernels.common import next_pow2, triton_params
 
@@ -152,25 +153,6 @@ def _forward(x, f, up, down, padding, flip_filter, gain, interpret, tiling):
     x = fir_call(x, kernel[None, :], ident_y, plan_x, interpret=interpret, tiling=tiling)
     ident_x = axis_plan(x.shape[2], 1, 1, 0, 0, 1)
     return fir_call(x, kernel[:, None], plan_y, ident_x, interpret=interpret, tiling=tiling)
-
-
-def transposed_padding(shape, f, up, down, padding) -> tuple[int, int, int, int]:
-    """Padding [x0, x1, y0, y1] of the upfirdn2d (up and down swapped, filter flipped) that is the transpose of
-    this one: per axis pad0' = K - 1 - pad0 and pad1' such that the result has the input's size."""
-    upx, upy = parse_scaling(up)
-    downx, downy = parse_scaling(down)
-    padx0, padx1, pady0, pady1 = parse_padding(padding)
-    _, plan_x, plan_y = correlation_kernel(shape, f, up, down, padding, False, 1.0)
-    f_shape = jnp.shape(f) if f is not None else (1, 1)
-    fw, fh = (f_shape[-1], f_shape[0]) if len(f_shape) == 2 else (f_shape[0], f_shape[0])
-
-    def axis(size, u, d, pad0, k, out):
-        new0 = k - 1 - pad0
-        return new0, (size - 1) * u + k - out * d - new0
-
-    x0, x1 = axis(shape[2], upx, downx, padx0, fw, plan_x.out)
-    y0, y1 = axis(shape[1], upy, downy, pady0, fh, plan_y.out)
-    return x0, x1, y0, y1
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))

@@ -14,6 +14,8 @@ import it, so none of them needs to import another for these helpers.
 - `correlation_kernel`: the filter turned into the correlation kernel the formulations apply (flipped unless
   `flip_filter`, since upfirdn2d is a true convolution; the gain folded in as `gain ** (f.ndim / 2)`, as the
   reference `_upfirdn2d_ref` does), together with the plans of both axes.
+- `transposed_padding`: the padding of the upfirdn2d that is another's adjoint (up and down swapped, the filter
+  flipped), which the backward of every formulation runs, as the official op's backward (`_upfirdn2d_cuda`).
 """
 
 import dataclasses
@@ -120,3 +122,22 @@ def correlation_kernel(shape, f, up, down, padding, flip_filter: bool, gain: flo
     plan_x = axis_plan(shape[2], upx, downx, padx0, padx1, fw)
     plan_y = axis_plan(shape[1], upy, downy, pady0, pady1, fh)
     return kernel, plan_x, plan_y
+
+
+def transposed_padding(shape, f, up, down, padding) -> tuple[int, int, int, int]:
+    """Padding [x0, x1, y0, y1] of the upfirdn2d (up and down swapped, filter flipped) that is the transpose of
+    this one: per axis pad0' = K - 1 - pad0 and pad1' such that the result has the input's size."""
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
+    _, plan_x, plan_y = correlation_kernel(shape, f, up, down, padding, False, 1.0)
+    f_shape = jnp.shape(f) if f is not None else (1, 1)
+    fw, fh = (f_shape[-1], f_shape[0]) if len(f_shape) == 2 else (f_shape[0], f_shape[0])
+
+    def axis(size, u, d, pad0, k, out):
+        new0 = k - 1 - pad0
+        return new0, (size - 1) * u + k - out * d - new0
+
+    x0, x1 = axis(shape[2], upx, downx, padx0, fw, plan_x.out)
+    y0, y1 = axis(shape[1], upy, downy, pady0, fh, plan_y.out)
+    return x0, x1, y0, y1
