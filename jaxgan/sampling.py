@@ -1,10 +1,10 @@
-"""Batched image generation from seeds, z or ws, spread over all local devices.
+"""Batched image generation from seeds, z or ws, spread over all devices.
 
-Written as the single-problem function (`one image from one z or ws`), `jax.vmap`-ed over a chunk of problems,
-then sharded over devices with `jaxgan.parallel`. Chunks have one fixed size (the last one padded), so generation
-compiles once per shape. Any generator family (`jaxgan.models.generators`); a StyleGAN3 generator's input transform
-is set from the options' translate / rotate first, as StyleGAN3's gen_images.py does. Seeds give z exactly as
-stylegan2-ada-pytorch's generate.py:
+Written as the single-problem function (`one image from one z or ws`), `jax.vmap`-ed over a chunk of problems, then
+sharded over the devices (of every process of the job) with `jaxgan.parallel`. Chunks have one fixed size (the last
+one padded), so generation compiles once per shape. Any generator family (`jaxgan.models.generators`); a StyleGAN3
+generator's input transform is set from the options' translate / rotate first, as StyleGAN3's gen_images.py does.
+Seeds give z exactly as stylegan2-ada-pytorch's generate.py:
 `np.random.RandomState(seed).randn(1, z_dim)` in float64, cast to float32 inside the mapping network
 (`generate_images` in `generate.py` and `MappingNetwork.forward`, NVlabs/stylegan2-ada-pytorch@d72cc7d).
 """
@@ -61,6 +61,12 @@ class GenerationJob:
     ids: list
     names: list
 
+    def subset(self, indices) -> "GenerationJob":
+        """The images `indices` of this job, each with its own id (so its own noise) and name."""
+        indices = list(indices)
+        return GenerationJob(inputs={k: np.asarray(v)[indices] for k, v in self.inputs.items()},
+                             ids=[self.ids[i] for i in indices], names=[self.names[i] for i in indices])
+
 
 def generation_job(gcfg, *, seeds=None, z=None, ws=None, class_idx: int | None = None) -> GenerationJob:
     """The generation job of exactly one of: seeds (z as generate.py draws them), a z array [N, z_dim], or latents
@@ -114,11 +120,15 @@ def make_generator_fn(options: GenerationOptions, mesh):
 
 
 def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, options: GenerationOptions = GenerationOptions(),
-                    batch_size: int = 8, mesh=None, on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+                    batch_size: int = 8, mesh=None, on_progress: Callable[[int], None] | None = None,
+                    on_images: Callable[[list, np.ndarray], None] | None = None) -> np.ndarray:
     """Generate float32 images [N, H, W, C] (unclipped) from z (with labels c) or from ws, chunk by chunk.
 
     keys: one PRNG key per problem, used for noise_mode='random' (default: `noise_keys(range(N))`).
-    batch_size: problems per device per chunk. `on_progress(n)` is called after each chunk with the images done.
+    batch_size: problems per device per chunk. `on_progress(n)` is called after each chunk with the images done,
+    `on_images(indices, images)` with each chunk's images (and their rows of the input).
+    In a job of several processes the mesh spans them all and each process gets the images of its rows,
+    `parallel.owned_problems(N, batch_size, mesh)`.
     """
     if (z is None) == (ws is None):
         raise ValueError("pass exactly one of z or ws")
@@ -129,7 +139,7 @@ def generate_images(G: SplitModel, *, z=None, c=None, ws=None, keys=None, option
     count = next(iter(problems.values())).shape[0]
     problems["key"] = noise_keys(range(count)) if keys is None else keys
     return parallel.map_chunks(make_generator_fn(options, mesh), G, problems, batch_size=batch_size, mesh=mesh,
-                               on_chunk=on_progress)
+                               on_chunk=on_progress, on_outputs=on_images)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -464,3 +464,57 @@ class BrowserLog:
 
     def unexpected(self, allowed=()) -> list[str]:
         return [e for e in self.errors if not any(a in e for a in allowed)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Jobs of several processes on localhost
+
+
+def job_command(args, process_id: int, num_processes: int, port: int) -> list[str]:
+    """The command line of process `process_id` of a job, as the README's 'Several hosts' recipe writes it."""
+    import sys
+    return [sys.executable, "-m", "jaxgan", *map(str, args), "--coordinator", f"127.0.0.1:{port}",
+            "--num-processes", str(num_processes), "--process-id", str(process_id)]
+
+
+def run_job(args, *, num_processes: int = 2, devices_per_process: int = 2, timeout: float = 300.0,
+            extra=None, kill_after=None):
+    """Run `jaxgan ARGS` as a job of `num_processes` local processes of `devices_per_process` CPU devices each;
+    returns [(exit code, stdout, stderr)] by process id. `extra[i]`: more arguments for process i only.
+    `kill_after=(i, seconds)`: SIGKILL process i that long after the start. Every process is killed at `timeout`
+    (then its exit code is None), so a hang fails the test instead of stalling it."""
+    import os
+    import signal
+    import subprocess
+    import time
+    port = free_port()
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices_per_process), "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen(job_command(list(args) + list((extra or {}).get(i, [])), i, num_processes, port),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(num_processes)]
+    start = time.monotonic()
+    if kill_after is not None:
+        victim, seconds = kill_after
+        time.sleep(seconds)
+        procs[victim].send_signal(signal.SIGKILL)
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - start)))
+            results.append((proc.returncode, out, err))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            results.append((None, out, err))
+    return results
+
+
+def run_one_process(args, *, devices: int, timeout: float = 300.0):
+    """`jaxgan ARGS` as one process with `devices` CPU devices: (exit code, stdout, stderr)."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "jaxgan", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -111,13 +111,80 @@ def user_error_types() -> tuple:
 
 
 def reports_errors(command):
-    """Decorate a command's function: the project's input errors become one `Error:` line and exit status 1."""
+    """Decorate a command's function: the project's input errors become one `Error:` line and exit status 1.
+
+    In a job of several processes the line names the process, and a process whose peer is gone (a collective
+    failed on a closed connection) says so and exits at once, without waiting for the runtime's shutdown."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from jaxgan import distributed
         try:
             return command(*args, **kwargs)
         except user_error_types() as e:
+            if distributed.process_count() > 1:
+                _stop_job(f"{distributed.describe()}: {e}" if not distributed.lost_peer(e) else _lost_peer_text(e))
             raise click.ClickException(str(e)) from None
+        except click.ClickException as e:
+            if distributed.process_count() > 1:
+                _stop_job(f"{distributed.describe()}: {e.format_message()}")
+            raise
+        except Exception as e:  # noqa: BLE001 - only a lost peer is reported here; the rest keep their traceback
+            if distributed.lost_peer(e):
+                _stop_job(_lost_peer_text(e))
+            raise
+    return wrapper
+
+
+def _lost_peer_text(error: BaseException) -> str:
+    from jaxgan import distributed
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"{distributed.describe()}: another process of this job stopped (see its log); outputs written so far "
+            f"are complete, rerun the same command with --skip-existing to finish. ({first[:200]})")
+
+
+def _stop_job(message: str) -> None:
+    """Report `message` as the command's error and leave now: the other processes may be gone, and the runtime's
+    shutdown barrier would wait for them."""
+    import os
+    click.echo(f"Error: {message}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+DISTRIBUTED_HELP = ("Run as one job over several processes (JAX's distributed runtime): give all three, the same "
+                    "--coordinator to every process and a --process-id from 0 to N-1; under SLURM's srun they are "
+                    "read from the environment. See the README, 'Several hosts'.")
+
+
+def distributed_options(command):
+    """--coordinator, --num-processes, --process-id and --heartbeat-timeout for a batch command; the job is joined
+    (`jaxgan.distributed.initialize`) before the command runs, so nothing has touched JAX yet."""
+    from jaxgan.distributed import ENV_PREFIX, JobConfig
+
+    @functools.wraps(command)
+    def wrapper(*args, coordinator, num_processes, process_id, heartbeat_timeout, **kwargs):
+        from jaxgan import distributed
+        cfg = JobConfig(coordinator=coordinator, num_processes=num_processes, process_id=process_id,
+                        heartbeat_timeout_s=heartbeat_timeout)
+        try:
+            distributed.initialize(cfg)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        return command(*args, **kwargs)
+    options = [
+        click.option("--coordinator", metavar="HOST:PORT", envvar=ENV_PREFIX + "COORDINATOR", show_envvar=True,
+                     help="Process 0's address, which every process of the job connects to. " + DISTRIBUTED_HELP),
+        click.option("--num-processes", type=click.IntRange(min=1), envvar=ENV_PREFIX + "NUM_PROCESSES",
+                     show_envvar=True, help="Processes in the job."),
+        click.option("--process-id", type=click.IntRange(min=0), envvar=ENV_PREFIX + "PROCESS_ID", show_envvar=True,
+                     help="This process's place in the job, 0 ... N-1 (0 writes the summary)."),
+        click.option("--heartbeat-timeout", type=click.IntRange(min=5), default=JobConfig.heartbeat_timeout_s,
+                     show_default=True,
+                     help="Seconds after which a silent process counts as dead and the others stop with an error."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
     return wrapper
 
 
@@ -234,8 +301,24 @@ def npy(array):
 
 
 def progress(total: int, label: str, **kwargs):
-    """A click progress bar on stderr (stdout stays for results)."""
-    return click.progressbar(length=max(total, 1), label=label, file=sys.stderr, **kwargs)
+    """A click progress bar on stderr (stdout stays for results); in a job of several processes only process 0
+    shows it (every process counts the whole job's progress)."""
+    from jaxgan import distributed
+    shown = distributed.process_count() == 1 or distributed.is_primary()
+    return click.progressbar(length=max(total, 1), label=label, file=sys.stderr if shown else _Silent(), **kwargs)
+
+
+class _Silent:
+    """A text stream that drops what is written to it."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
 
 
 def plural(count: int, word: str) -> str:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, load_generator, npy, outdir_option, parse_seeds, parse_vec2, png,
-                               progress, reports_errors, write_files)
+from jaxgan.cli.common import (CHECKPOINT, distributed_options, load_generator, npy, outdir_option, parse_seeds,
+                               parse_vec2, png, progress, reports_errors, write_files)
 from jaxgan.sampling import GenerationOptions
 
 
@@ -43,15 +43,22 @@ from jaxgan.sampling import GenerationOptions
                    "stylegan3's gen_images.py.  [default: 0,0]")
 @click.option("--rotate", type=float, default=GenerationOptions.rotate,
               help="StyleGAN3: rotate the output by this many degrees, as gen_images.py.  [default: 0]")
+@click.option("--skip-existing", is_flag=True,
+              help="Generate only the images whose PNG is not in --outdir yet (each PNG is written whole, as its "
+                   "batch finishes, so a stopped run is finished by the same command with this flag).")
+@distributed_options
 @reports_errors
 def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cutoff, class_idx, noise_mode,
-                     noise_seed, outdir, grid, raw_file, batch_size, fused_modconv, translate, rotate):
+                     noise_seed, outdir, grid, raw_file, batch_size, fused_modconv, translate, rotate, skip_existing):
     """Generate images with the generator of the jaxgan checkpoint CKPT.
 
     Give exactly one of --seeds, --z, --ws. Writes seed0000.png-style names for seeds and img0000.png for
     --z / --ws rows, converted as generate.py does: (img * 127.5 + 128) clipped to [0, 255], truncated to uint8.
-    Generation is batched and spread over all local devices, with a progress bar. For a StyleGAN3 generator the
-    input transform is set from --translate / --rotate (the identity without them), as gen_images.py sets it.
+    Generation is batched and spread over all local devices, with a progress bar; each batch's PNGs are written
+    as it finishes. For a StyleGAN3 generator the input transform is set from --translate / --rotate (the identity
+    without them), as gen_images.py sets it. With --coordinator / --num-processes / --process-id (or under
+    srun) one job spans several processes: every process runs its share of every batch and writes its own
+    images into --outdir (--grid and --raw, which need every image, are for one process).
 
     \b
     Examples:
@@ -61,12 +68,17 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
     """
     import numpy as np
 
-    from jaxgan import sampling
+    from jaxgan import distributed, sampling
     from jaxgan.images import tile_grid
     from jaxgan.latents import read_latents
 
     if sum(s is not None for s in (seeds, z_file, ws_file)) != 1:
         raise click.UsageError("give exactly one of --seeds, --z, --ws")
+    if distributed.process_count() > 1 and (grid or raw_file is not None):
+        raise click.UsageError("--grid and --raw need every image in one process; leave them out of a job of "
+                               "several processes")
+    if skip_existing and (grid or raw_file is not None):
+        raise click.UsageError("--grid and --raw need every image; leave them out with --skip-existing")
     if ws_file is not None and (truncation_psi != 1.0 or truncation_cutoff is not None or class_idx is not None):
         raise click.UsageError("--trunc, --trunc-cutoff and --class apply to --seeds / --z, not to --ws")
     G = load_generator(ckpt)
@@ -85,15 +97,27 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         ws=read_latents(ws_file, cfg.num_ws, cfg.w_dim) if ws_file is not None else None, class_idx=class_idx)
     options = GenerationOptions(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                                 noise_mode=noise_mode, **family_options)
+    skipped = 0
+    if skip_existing:
+        done = distributed.any_true([(outdir / name).exists() for name in job.names])
+        skipped = int(done.sum())
+        if skipped == len(job.names):
+            click.echo(f"all {len(job.names)} images are in {outdir} already")
+            return
+        job = job.subset(np.flatnonzero(~done))
+    written = []
+
+    def write_batch(indices, images):
+        write_files(outdir, {job.names[i]: png(pixels) for i, pixels in zip(indices, sampling.to_uint8(images))})
+        written.extend(indices)
     with progress(len(job.ids), f"generating {len(job.ids)} images") as bar:
         images = sampling.generate_images(G, **job.inputs, keys=sampling.noise_keys(job.ids, noise_seed),
-                                          options=options, batch_size=batch_size, on_progress=bar.update)
-
-    pixels = sampling.to_uint8(images)
-    files = dict(zip(job.names, map(png, pixels)))
+                                          options=options, batch_size=batch_size, on_progress=bar.update,
+                                          on_images=write_batch)
     if grid:
-        files["grid.png"] = png(tile_grid(pixels))
-    write_files(outdir, files)
+        write_files(outdir, {"grid.png": png(tile_grid(sampling.to_uint8(images)))})
     if raw_file is not None:
         write_files(raw_file.parent, {raw_file.name: npy(images.astype(np.float32))})
-    click.echo(f"wrote {len(job.names)} images to {outdir}" + (f" and {raw_file}" if raw_file else ""))
+    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    click.echo(f"{who}wrote {len(written)} images to {outdir}" + (f" and {raw_file}" if raw_file else "")
+               + (f" ({skipped} there already)" if skipped else ""))

@@ -1,0 +1,59 @@
+"""`jaxgan generate` as a job of two processes (two CPU devices each) on localhost equals one process with four
+devices file for file, each process writing its own share; --skip-existing finishes a partial output."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import generator_checkpoint, run_job, run_one_process
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return generator_checkpoint(tmp_path_factory)
+
+
+def pngs(folder):
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
+
+
+def test_two_processes_write_what_one_process_writes(checkpoint, tmp_path):
+    args = ["generate", checkpoint, "--seeds", "0-10", "--batch-size", "2", "--noise-mode", "random"]
+    code, out, err = run_one_process(args + ["--outdir", tmp_path / "one"], devices=4)
+    assert code == 0, err
+    results = run_job(args + ["--outdir", tmp_path / "two"])
+    for code, out, err in results:
+        assert code == 0, err
+    assert "process 0 of 2: wrote 7 images" in results[0][1]  # 11 seeds in chunks of 8: rows 0-3 of each are
+    assert "process 1 of 2: wrote 4 images" in results[1][1]  # process 0's, the last chunk's 3 are all its own
+    one, two = pngs(tmp_path / "one"), pngs(tmp_path / "two")
+    assert sorted(one) == sorted(two) == [f"seed{s:04d}.png" for s in range(11)]
+    for name in one:
+        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+    assert "generating" in results[0][2] and "generating" not in results[1][2]  # one progress bar
+
+
+def test_skip_existing_generates_only_the_missing_images(checkpoint, tmp_path):
+    args = ["generate", checkpoint, "--seeds", "0-5", "--batch-size", "1", "--outdir", tmp_path]
+    code, _, err = run_one_process(args, devices=1)
+    assert code == 0, err
+    full = pngs(tmp_path)
+    for name in ("seed0001.png", "seed0004.png", "seed0005.png"):
+        (tmp_path / name).unlink()
+    results = run_job(args + ["--skip-existing"])
+    assert [r[0] for r in results] == [0, 0], results
+    assert "wrote 2 images to" in results[0][1] and "(3 there already)" in results[0][1]
+    assert "wrote 1 images to" in results[1][1]
+    again = pngs(tmp_path)
+    assert sorted(again) == sorted(full)
+    for name in full:
+        np.testing.assert_array_equal(again[name], full[name], err_msg=name)
+    code, out, _ = run_one_process(args + ["--skip-existing"], devices=1)
+    assert code == 0 and "all 6 images are in" in out
+
+
+def test_an_incomplete_job_description_is_refused(checkpoint, tmp_path):
+    code, _, err = run_one_process(["generate", checkpoint, "--seeds", "0", "--outdir", tmp_path,
+                                    "--num-processes", "2"], devices=1)
+    assert code == 2 and "needs all of --coordinator, --num-processes and --process-id" in err
+    assert not list(tmp_path.iterdir())
