@@ -72,8 +72,14 @@ def pad_rows(batched, size: int):
         extra = size - leaf.shape[0]
         if extra == 0:
             return leaf
-        filler = (jax.numpy.repeat(leaf[-1:], extra, axis=0) if leaf.shape[0]
-                  else jax.numpy.zeros((extra,) + leaf.shape[1:], leaf.dtype))
+        if leaf.shape[0]:
+            filler = jax.numpy.repeat(leaf[-1:], extra, axis=0)
+        elif jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            data = jax.random.key_data(leaf)
+            filler = jax.random.wrap_key_data(jax.numpy.zeros((extra,) + data.shape[1:], data.dtype),
+                                              impl=jax.random.key_impl(leaf))
+        else:
+            filler = jax.numpy.zeros((extra,) + leaf.shape[1:], leaf.dtype)
         return jax.numpy.concatenate([leaf, filler], axis=0)
     return jax.tree_util.tree_map(pad, batched)
 

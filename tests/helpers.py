@@ -478,34 +478,44 @@ def job_command(args, process_id: int, num_processes: int, port: int) -> list[st
 
 
 def run_job(args, *, num_processes: int = 2, devices_per_process: int = 2, timeout: float = 300.0,
-            extra=None, kill_after=None):
+            extra=None, kill_when=None):
     """Run `jaxgan ARGS` as a job of `num_processes` local processes of `devices_per_process` CPU devices each;
-    returns [(exit code, stdout, stderr)] by process id. `extra[i]`: more arguments for process i only.
-    `kill_after=(i, seconds)`: SIGKILL process i that long after the start. Every process is killed at `timeout`
-    (then its exit code is None), so a hang fails the test instead of stalling it."""
+    returns [(exit code, stdout, stderr, seconds from the start to its exit)] by process id. `extra[i]`: more
+    arguments for process i only. `kill_when=(i, ready)`: SIGKILL process i as soon as `ready()` is true (polled).
+    Every process is killed at `timeout` (then its exit code is None), so a hang fails the test instead of
+    stalling it."""
     import os
     import signal
     import subprocess
+    import tempfile
     import time
     port = free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices_per_process), "JAX_PLATFORMS": "cpu"}
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(num_processes)]  # no pipe
     procs = [subprocess.Popen(job_command(list(args) + list((extra or {}).get(i, [])), i, num_processes, port),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(num_processes)]
+                              env=env, stdout=out, stderr=err, text=True)  # to fill up and block a process
+             for i, (out, err) in enumerate(logs)]
     start = time.monotonic()
-    if kill_after is not None:
-        victim, seconds = kill_after
-        time.sleep(seconds)
-        procs[victim].send_signal(signal.SIGKILL)
+    ends = [None] * num_processes
+    victim, ready = kill_when if kill_when is not None else (None, None)
+    while time.monotonic() - start < timeout and None in ends:
+        if victim is not None and (ready() or procs[victim].poll() is not None):
+            procs[victim].send_signal(signal.SIGKILL)
+            victim = None
+        for i, proc in enumerate(procs):
+            if ends[i] is None and proc.poll() is not None:
+                ends[i] = time.monotonic() - start
+        time.sleep(0.05)
     results = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - start)))
-            results.append((proc.returncode, out, err))
-        except subprocess.TimeoutExpired:
+    for proc, (out, err), end in zip(procs, logs, ends):
+        if proc.poll() is None:
             proc.kill()
-            out, err = proc.communicate()
-            results.append((None, out, err))
+        proc.wait()
+        out.seek(0)
+        err.seek(0)
+        results.append((proc.returncode if end is not None else None, out.read(), err.read(), end))
+        out.close()
+        err.close()
     return results
 
 

@@ -272,6 +272,22 @@ def load_images(paths, load):
                 click.echo(f"note: {warning.message}", err=True)
 
 
+class LazyImages:
+    """The images of `paths`, each read by `load(path)` when first indexed (then kept), with warnings shown as
+    `load_images` shows them: a process of a multi-process job reads only the images it inverts."""
+
+    def __init__(self, paths, load):
+        self.paths, self.load, self.loaded = list(paths), load, {}
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        if i not in self.loaded:
+            self.loaded[i] = load_images([self.paths[i]], self.load)[0]
+        return self.loaded[i]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Outputs and progress
 

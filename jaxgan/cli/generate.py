@@ -121,3 +121,6 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
     who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
     click.echo(f"{who}wrote {len(written)} images to {outdir}" + (f" and {raw_file}" if raw_file else "")
                + (f" ({skipped} there already)" if skipped else ""))
+    totals = distributed.allgather_objects(len(written))  # also the job's last barrier: a lost process shows here
+    if len(totals) > 1 and distributed.is_primary():
+        click.echo(f"the job wrote {sum(totals)} images to {outdir}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, encoder_batch_norm, encoder_options, load_encoder,
-                               load_generator, load_images, load_lpips, lpips_option, outdir_option, plural, progress,
-                               reports_errors, write_files)
+from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, LazyImages, distributed_options, encoder_batch_norm,
+                               encoder_options, load_encoder, load_generator, load_images, load_lpips, lpips_option,
+                               outdir_option, plural, progress, reports_errors, write_files)
 from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
 from jaxgan.edit.pti import PTIConfig
 
@@ -63,9 +63,15 @@ METHODS = ("latent", "pti")
               help="Images per device inverted together; more images run in batches one after another.")
 @click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
               help="Optimisation steps run inside one compiled call (fewer host round trips).")
+@click.option("--skip-existing", is_flag=True,
+              help="Invert only the images whose outputs are not all in --outdir yet (each batch's files are "
+                   "written whole as it finishes, and invert.json after every batch, so a stopped run is finished "
+                   "by the same command with this flag; invert.json keeps the skipped images' entries).")
+@distributed_options
 @reports_errors
 def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, method, lpips_alex_ckpt,
-                   pivot_files, pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call):
+                   pivot_files, pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call,
+                   skip_existing):
     """Invert photos IMAGES into latents of the generator of checkpoint CKPT (GAN inversion).
 
     Each method reads the photos as its official code does: for --space w each image is centre-cropped to a square
@@ -78,7 +84,9 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     (num_ws, w_dim) float32, which `jaxgan generate --ws` and `jaxgan drag --ws` take), NAME_recon.png (its image),
     NAME_target.png, NAME_compare.png (target | reconstruction), NAME_loss.png (loss curve) and, for --space w,
     NAME_noise.npz (the optimised noise maps the reconstruction uses); plus invert.json with each image's final
-    LPIPS, MSE and PSNR, the settings and the file names.
+    LPIPS, MSE and PSNR, the settings and the file names. Each batch's files are written as it finishes.
+    With --coordinator / --num-processes / --process-id (or under srun) one job spans several processes: each
+    reads and inverts its share of every batch and writes its images' files; process 0 writes invert.json.
 
     With --method pti (PTI's settings: the pivot from its W projector, 450 steps at lr 0.01 from the mean of 600
     mapped z; tuning with Adam 3e-4 on MSE + LPIPS-AlexNet, at most 350 steps, stopping at LPIPS 0.06) each image
@@ -94,7 +102,10 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
       jaxgan invert car car.png --lpips lpips-vgg --space w+ --encoder car-encoder --steps 100 --outdir embedded
       jaxgan invert ffhq face.png --lpips lpips-vgg --method pti --lpips-alex lpips-alex --outdir tuned
     """
+    from jaxgan import distributed
     if method == "pti":
+        if distributed.process_count() > 1 or skip_existing:
+            raise click.UsageError("--method pti runs in one process, without --skip-existing, for now")
         return _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips_alex_ckpt, pivot_files,
                     pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call)
     for name, given in (("--pivot", bool(pivot_files)), ("--pivot-steps", pivot_steps is not None),
@@ -120,25 +131,53 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     overrides = {"steps": steps} if steps is not None else {}
     overrides.update({"encoder_batch_norm": encoder_bn} if encoder_bn is not None else {})
     cfg = config_class(**overrides)
-    targets = load_images(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels,
-                                                          fit=cfg.image_fit))
-    updates = invert.updates_for(space, cfg.steps)
-    batches = -(-len(targets) // (batch_size * parallel.local_device_count()))
-    label = f"inverting {plural(len(targets), 'image')} ({method}, {space})"
-    with progress(updates * batches, label, item_show_func=lambda x: x) as bar:
-        result = invert.invert_images(G, lpips, targets, space=space, cfg=cfg, seed=seed, encoder=encoder,
-                                      batch_size=batch_size, steps_per_call=steps_per_call, on_progress=bar.update)
-        bar.update(bar.length - bar.pos)
-
-    settings = {"space": space, "method": method, "steps": cfg.steps, "updates": updates, "seed": seed,
-                "batch_size": batch_size, "steps_per_call": steps_per_call, "config": cfg,
+    settings = {"space": space, "method": method, "steps": cfg.steps, "updates": invert.updates_for(space, cfg.steps),
+                "seed": seed, "batch_size": batch_size, "steps_per_call": steps_per_call, "config": cfg,
                 "encoder": None if encoder_ckpt is None else str(encoder_ckpt)}
-    files, lines = invert_outputs.inversion_files(G, images, targets, result, checkpoint=ckpt,
-                                                  lpips_checkpoint=lpips_ckpt, settings=settings)
-    write_files(outdir, files)
-    for line in lines:
-        click.echo(line)
-    click.echo(f"wrote {plural(len(images), 'inversion')} and {invert_outputs.SUMMARY_NAME} to {outdir}")
+    names = invert_outputs.unique_names(images)
+    with_noise = space == "w" and bool(invert.noise_buffer_names(G))
+    todo, kept = list(range(len(images))), {}
+    if skip_existing:
+        done = distributed.any_true([all((outdir / f).exists() for f in invert_outputs.output_names(n, with_noise)
+                                         .values()) for n in names])
+        todo = [i for i in todo if not done[i]]
+        kept = invert_outputs.previous_entries(outdir / invert_outputs.SUMMARY_NAME, settings)
+        if not todo:
+            click.echo(f"all {plural(len(images), 'inversion')} are in {outdir} already")
+            return
+    loss_names = invert.loss_names(space, encoder is not None)
+    entries = {names[i]: kept[names[i]] for i in range(len(images)) if names[i] in kept and i not in todo}
+
+    def write_batch(result):
+        files, batch_entries, lines = invert_outputs.batch_files(
+            G, [names[i] for i in todo], [images[i] for i in todo], targets, result, settings=settings)
+        write_files(outdir, files)
+        for line in lines:
+            click.echo(line)
+        for part in distributed.allgather_objects(batch_entries):  # every process's entries, to process 0
+            entries.update((entry["name"], entry) for entry in part)
+        if distributed.is_primary():  # after every batch: a stopped run keeps the summary of what it finished
+            ordered = [entries[n] for n in names if n in entries]
+            write_files(outdir, {invert_outputs.SUMMARY_NAME: invert_outputs.summary_file(invert_outputs.summary_of(
+                ordered, checkpoint=ckpt, lpips_checkpoint=lpips_ckpt, settings=settings, loss_names=loss_names))})
+
+    targets = LazyImages([images[i] for i in todo], lambda path: load_image(path, gcfg.img_resolution,
+                                                                             gcfg.img_channels, fit=cfg.image_fit))
+    for _, _, mine in invert.batch_plan(len(todo), batch_size):  # this process's images, read before any work
+        for i in mine:
+            targets[i]
+    batches = -(-len(todo) // (batch_size * parallel.device_count()))
+    label = f"inverting {plural(len(todo), 'image')} ({method}, {space})"
+    with progress(settings["updates"] * batches, label, item_show_func=lambda x: x) as bar:
+        result = invert.invert_images(G, lpips, targets, space=space, cfg=cfg, seed=seed, encoder=encoder,
+                                      batch_size=batch_size, steps_per_call=steps_per_call, indices=todo,
+                                      on_progress=bar.update, on_batch=write_batch)
+        bar.update(bar.length - bar.pos)
+    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    skipped = len(images) - len(todo)
+    summary = f" and {invert_outputs.SUMMARY_NAME}" if distributed.is_primary() else ""
+    click.echo(f"{who}wrote {plural(len(result['rows']), 'inversion')}{summary} to {outdir}"
+               + (f" ({skipped} there already)" if skipped else ""))
 
 
 def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips_alex_ckpt, pivot_files,
@@ -195,7 +234,7 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
         click.echo(f"note: tuning takes about {memory['total'] / 2 ** 20:.0f} MiB per image"
                    + (f"; the batch is capped at {fits} per device" if fits < batch_size else ""), err=True)
         batch_size = min(batch_size, fits)
-    batches = -(-len(targets) // (batch_size * parallel.local_device_count()))
+    batches = -(-len(targets) // (batch_size * parallel.device_count()))
     pivot_updates = 0 if pivots is not None else (cfg.pivot_steps if space == "w" else cfg.pivot_steps - 1)
     label = f"PTI on {plural(len(targets), 'image')} (pivot: {'given' if pivots is not None else space})"
     with progress((pivot_updates + cfg.tune_steps) * batches, label) as bar:

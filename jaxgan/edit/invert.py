@@ -357,7 +357,7 @@ def _batched_finish():
 
 def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, key=None, keys=None,
            starts=None, encoder: SplitModel | None = None,
-           w_stats=None, mesh=None, steps_per_call: int = 1,
+           w_stats=None, mesh=None, steps_per_call: int = 1, padded_size: int | None = None,
            on_progress: Callable[[int], None] | None = None) -> dict:
     """Invert N target images [N, H, W, C] (float32 in [-1, 1]) at once, batched and sharded over devices.
 
@@ -367,7 +367,9 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     starts: optional start latents [N, w_dim] or [N, num_ws, w_dim] (w+). encoder (w+ only): EditGAN's encoder;
     the start latents default to its W+ of each target, and its regulariser joins the loss (`EmbedConfig`).
     w_stats: (w_avg, w_std), computed with `w_statistics` when not given. `on_progress(k)` is called after every
-    k steps.
+    k steps. padded_size: the rows this process feeds the mesh (default: N rounded up to the mesh size); in a job
+    of several processes the targets are this process's rows of the batch, `parallel.local_rows(...).real`, and
+    padded_size is `.size` of those rows, the same on every process.
 
     Returns numpy arrays: `ws` [N, num_ws, w_dim], `images` [N, H, W, C] (reconstructions in [-1, 1]),
     `losses` [N, steps, columns] (`loss_names`), `lpips`, `mse` (images in [0, 1]), `psnr` [N] of the
@@ -393,7 +395,7 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     elif len(keys) != count:
         raise ValueError(f"{len(keys)} keys for {count} images")
     w_avg, w_std = w_statistics(G) if w_stats is None else w_stats
-    if starts is None and encoder is not None:
+    if starts is None and encoder is not None and count:
         starts = np.asarray(jax.jit(encoder_starts, static_argnames="cfg")(encoder, targets, cfg))
     if starts is None:
         starts = np.broadcast_to(np.asarray(w_avg, np.float32),
@@ -401,24 +403,29 @@ def invert(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=N
     starts = np.asarray(starts, np.float32)
     if starts.shape[0] != count:
         raise ValueError(f"{starts.shape[0]} start latents for {count} images")
-    states = _batched_init(space)(G, jnp.asarray(w_avg, jnp.float32), keys, starts)
 
     mesh = parallel.data_mesh() if mesh is None else mesh
+    size = -(-count // mesh.devices.size) * mesh.devices.size if padded_size is None else padded_size
+    # Padding rows repeat the last image's inputs (so its state); vmap keeps every row's numbers its own.
+    targets_p, keys_p, starts_p = parallel.pad_rows((targets, keys, starts), size)
+    states_p = _batched_init(space)(G, jnp.asarray(w_avg, jnp.float32), keys_p, starts_p)
     shared = parallel.replicate((G, lpips, jnp.float32(w_std), encoder), mesh)
-    (targets_p, states_p), _ = parallel.pad_problems((targets, jax.tree_util.tree_map(np.asarray, states)),
-                                                     mesh.devices.size)
     total = updates_for(space, cfg.steps)
     losses = []
     done = 0
     while done < total:
         k = min(steps_per_call, total - done)
         states_p, step_losses = _batched_steps(space, cfg, mesh, k)(shared, (targets_p, states_p))
-        losses.append(np.asarray(step_losses)[:count])
+        losses.append(parallel.to_host(step_losses)[:count])
         done += k
         if on_progress is not None:
             on_progress(k)
-    states = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], states_p)
-    ws, images, dist, mse = finish(G, lpips, targets, states)
+    states = jax.tree_util.tree_map(lambda leaf: leaf[:count], parallel.to_host(states_p))
+    if count:
+        ws, images, dist, mse = finish(G, lpips, targets, states)
+    else:  # a process that holds only padding rows of this batch
+        ws, images = np.zeros((0, gcfg.num_ws, gcfg.w_dim), np.float32), np.zeros((0,) + expected, np.float32)
+        dist = mse = np.zeros((0,), np.float32)
     return {
         "ws": ws, "images": images, "lpips": dist, "mse": mse, "psnr": -10 * np.log10(np.maximum(mse, 1e-12)),
         "losses": (np.concatenate(losses, axis=1) if losses
@@ -436,32 +443,67 @@ def image_keys(seed: int, indices) -> Any:
 
 def invert_images(G: SplitModel, lpips: SplitModel, targets, *, space: str = "w", cfg=None, seed: int = 0,
                   encoder: SplitModel | None = None, batch_size: int = 8, steps_per_call: int = 1, devices=None,
-                  on_progress: Callable[[int, str | None], None] | None = None) -> dict:
+                  indices=None, on_progress: Callable[[int, str | None], None] | None = None,
+                  on_batch: Callable[[dict], None] | None = None) -> dict:
     """Invert any number of target images ([H, W, C] float32 in [-1, 1] each), `batch_size` per device at a time
     over the local devices (or `devices`), batch after batch; returns the results of `invert` joined.
 
-    Image i uses the key `image_keys(seed, [i])`, whichever batch it runs in, so results do not depend on the batch
-    size. `on_progress(updates, note)` is called as `invert`'s progress callback, with a note naming the batch when
-    there are several.
+    Image i uses the key `image_keys(seed, [indices[i]])` (indices: default 0 ... N-1, the images' places in the
+    whole job, so that a job resumed on its remaining images draws what it would have), whichever batch it runs
+    in, so results do not depend on the batch size. `targets` may be any sequence: only the images this process
+    inverts are read from it. `on_progress(updates, note)` is called as `invert`'s progress callback, with a note
+    naming the batch when there are several; `on_batch(result)` with each batch's results (as the joined ones).
+
+    In a job of several processes the batches span every process's devices and each process inverts, reads and
+    returns only its rows of each batch; the result's `rows` lists their places in `targets` (all of them in a
+    one-process job).
     """
     space_cfg = METHODS[space][3]() if cfg is None else cfg
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(jax.devices() if devices is None else devices)
     count = len(targets)
     if count == 0:
         raise ValueError("no images to invert")
-    chunk = batch_size * len(devices)
-    batches = [list(range(start, min(start + chunk, count))) for start in range(0, count, chunk)]
+    indices = list(range(count)) if indices is None else list(indices)
+    if len(indices) != count:
+        raise ValueError(f"{len(indices)} indices for {count} images")
+    plan = batch_plan(count, batch_size, devices)
     w_stats = w_statistics(G)
     results = []
-    for b, batch in enumerate(batches):
-        note = f"batch {b + 1}/{len(batches)}" if len(batches) > 1 else None
+    for b, (mesh, rows, mine) in enumerate(plan):
+        note = f"batch {b + 1}/{len(plan)}" if len(plan) > 1 else None
         progress = None if on_progress is None else (lambda k, note=note: on_progress(k, note))
-        results.append(invert(G, lpips, np.stack([targets[i] for i in batch]), space=space, cfg=space_cfg,
-                              keys=image_keys(seed, batch), w_stats=w_stats, encoder=encoder,
-                              mesh=parallel.mesh_for(len(batch), devices), steps_per_call=steps_per_call,
-                              on_progress=progress))
+        result = invert(G, lpips, stack_images([targets[i] for i in mine], G), space=space, cfg=space_cfg,
+                        keys=image_keys(seed, [indices[i] for i in mine]), w_stats=w_stats, encoder=encoder,
+                        mesh=mesh, steps_per_call=steps_per_call, padded_size=None if rows is None else rows.size,
+                        on_progress=progress)
+        result["rows"] = mine
+        results.append(result)
+        if on_batch is not None:
+            on_batch(result)
     joined = {name: np.concatenate([r[name] for r in results])
-              for name in ("ws", "images", "lpips", "mse", "psnr", "losses")}
+              for name in ("ws", "images", "lpips", "mse", "psnr", "losses", "rows")}
     joined["noise"] = [np.concatenate(maps) for maps in zip(*(r["noise"] for r in results))]
     joined["loss_names"] = results[0]["loss_names"]
     return joined
+
+
+def batch_plan(count: int, batch_size: int, devices=None) -> list[tuple]:
+    """How `invert_images` runs `count` images: per batch of `batch_size` per device, (its mesh, this process's
+    `parallel.LocalRows` of it or None in a one-process job, the images this process inverts in it)."""
+    devices = list(jax.devices() if devices is None else devices)
+    chunk = batch_size * len(devices)
+    plan = []
+    for start in range(0, count, chunk):
+        batch = list(range(start, min(start + chunk, count)))
+        mesh = parallel.mesh_for(len(batch), devices)
+        rows = parallel.local_rows(len(batch), mesh) if parallel.multiprocess(mesh) else None
+        plan.append((mesh, rows, batch if rows is None else [batch[i] for i in rows.real]))
+    return plan
+
+
+def stack_images(images: list, G: SplitModel) -> np.ndarray:
+    """[N, H, W, C] float32 of a list of images, also when it is empty (a process with no image in a batch)."""
+    if images:
+        return np.stack(images).astype(np.float32, copy=False)
+    cfg = G.config
+    return np.zeros((0, cfg.img_resolution, cfg.img_resolution, cfg.img_channels), np.float32)

@@ -190,37 +190,67 @@ def summary_file(doc: dict) -> Callable[[Any], None]:
     return json_writer(doc)
 
 
-def inversion_files(G, sources, targets, result: dict, *, checkpoint, lpips_checkpoint, settings: dict):
-    """({file name: write(file)}, report lines) for the results of `invert.invert_images` on the images read from
-    `sources` (paths; `targets` are their [H, W, C] arrays in [-1, 1]): every image's files, then invert.json.
-    `settings` holds the method's config dataclass under "config"."""
-    import dataclasses
-
+def batch_files(G, names, sources, targets, result: dict, *, settings: dict):
+    """({file name: write(file)}, invert.json entries, report lines) of the images of one result of
+    `invert.invert_images` (or of its `on_batch`): image i = result["rows"][k] (default: k) has the output name
+    names[i], was read from sources[i] and is targets[i] ([H, W, C] in [-1, 1]); targets may be any sequence."""
     from jaxgan.edit import invert
     from jaxgan.sampling import to_uint8
     space, method = settings["space"], settings["method"]
     loss_names = result["loss_names"]
     noise_keys = invert.noise_buffer_names(G)  # the order of result["noise"]
-    names = unique_names(sources)
-    target_pixels = to_uint8(np.stack(targets))
+    rows = list(result.get("rows", range(len(result["ws"]))))
     recon_pixels = to_uint8(result["images"])
     with_noise = space == "w" and bool(noise_keys)  # StyleGAN3 generators have no noise maps
     files, entries, lines = {}, [], []
-    for i, (name, path) in enumerate(zip(names, sources)):
-        losses = result["losses"][i]
-        noise = {k: maps[i] for k, maps in zip(noise_keys, result["noise"])} if with_noise else None
+    for k, i in enumerate(rows):
+        name, path = names[i], sources[i]
+        losses = result["losses"][k]
+        noise = {key: maps[k] for key, maps in zip(noise_keys, result["noise"])} if with_noise else None
         files.update(output_files(
-            name, target=target_pixels[i], reconstruction=recon_pixels[i], ws=result["ws"][i], losses=losses,
+            name, target=to_uint8(targets[i]), reconstruction=recon_pixels[k], ws=result["ws"][k], losses=losses,
             loss_names=loss_names, noise=noise,
             title=f"{name}: {method if space in method else f'{method} ({space})'}, "
-                  f"final LPIPS {float(result['lpips'][i]):.4f}"))
-        entries.append(image_entry(name, path, lpips=result["lpips"][i], mse=result["mse"][i], psnr=result["psnr"][i],
+                  f"final LPIPS {float(result['lpips'][k]):.4f}"))
+        entries.append(image_entry(name, path, lpips=result["lpips"][k], mse=result["mse"][k], psnr=result["psnr"][k],
                                    final_losses=dict(zip(loss_names, losses[-1])) if len(losses) else {},
                                    with_noise=with_noise))
-        lines.append(f"{name}: LPIPS {float(result['lpips'][i]):.4f}, MSE {float(result['mse'][i]):.5f}, "
-                     f"PSNR {float(result['psnr'][i]):.2f} dB")
+        lines.append(f"{name}: LPIPS {float(result['lpips'][k]):.4f}, MSE {float(result['mse'][k]):.5f}, "
+                     f"PSNR {float(result['psnr'][k]):.2f} dB")
+    return files, entries, lines
+
+
+def summary_of(entries: list[dict], *, checkpoint, lpips_checkpoint, settings: dict, loss_names) -> dict:
+    """invert.json's document for image entries (`image_entry`); `settings` holds the method's config dataclass
+    under "config"."""
+    import dataclasses
     settings = {**settings, "config": dataclasses.asdict(settings["config"])}
-    doc = summary(checkpoint=checkpoint, lpips_checkpoint=lpips_checkpoint, settings=settings, loss_names=loss_names,
-                  images=entries)
+    return summary(checkpoint=checkpoint, lpips_checkpoint=lpips_checkpoint, settings=settings, loss_names=loss_names,
+                   images=entries)
+
+
+def inversion_files(G, sources, targets, result: dict, *, checkpoint, lpips_checkpoint, settings: dict):
+    """({file name: write(file)}, report lines) for the results of `invert.invert_images` on the images read from
+    `sources` (paths; `targets` are their [H, W, C] arrays in [-1, 1]): every image's files, then invert.json.
+    `settings` holds the method's config dataclass under "config"."""
+    files, entries, lines = batch_files(G, unique_names(sources), sources, targets, result, settings=settings)
+    doc = summary_of(entries, checkpoint=checkpoint, lpips_checkpoint=lpips_checkpoint, settings=settings,
+                     loss_names=result["loss_names"])
     files[SUMMARY_NAME] = summary_file(doc)
     return files, lines
+
+
+def previous_entries(path: Path, settings: dict) -> dict[str, dict]:
+    """{name: entry} of an earlier invert.json at `path` made with the same settings (as `summary_of` writes them),
+    {} when there is none or it was made otherwise, so a run finished with --skip-existing keeps the entries of
+    the images it skips."""
+    import dataclasses
+    import json
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    expected = json.loads(json.dumps({**settings, "config": dataclasses.asdict(settings["config"])}))
+    if not isinstance(doc, dict) or doc.get("settings") != expected:
+        return {}
+    return {entry["name"]: entry for entry in doc.get("images", []) if isinstance(entry, dict) and "name" in entry}

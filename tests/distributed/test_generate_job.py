@@ -22,7 +22,7 @@ def test_two_processes_write_what_one_process_writes(checkpoint, tmp_path):
     code, out, err = run_one_process(args + ["--outdir", tmp_path / "one"], devices=4)
     assert code == 0, err
     results = run_job(args + ["--outdir", tmp_path / "two"])
-    for code, out, err in results:
+    for code, out, err, _ in results:
         assert code == 0, err
     assert "process 0 of 2: wrote 7 images" in results[0][1]  # 11 seeds in chunks of 8: rows 0-3 of each are
     assert "process 1 of 2: wrote 4 images" in results[1][1]  # process 0's, the last chunk's 3 are all its own
@@ -57,3 +57,22 @@ def test_an_incomplete_job_description_is_refused(checkpoint, tmp_path):
                                     "--num-processes", "2"], devices=1)
     assert code == 2 and "needs all of --coordinator, --num-processes and --process-id" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_killed_process_stops_the_job_with_an_error(checkpoint, tmp_path):
+    """Process 1 is killed once the job has written its first image; process 0 must stop, with a non-zero exit and
+    an error that says another process is gone, well within the heartbeat timeout (10 s) plus a margin, and every
+    image on disk is whole (a rerun with --skip-existing completes the set)."""
+    outdir = tmp_path / "out"
+    args = ["generate", checkpoint, "--seeds", "0-399", "--batch-size", "1", "--outdir", outdir,
+            "--heartbeat-timeout", "10"]
+    results = run_job(args, timeout=120, kill_when=(1, lambda: outdir.is_dir() and any(outdir.glob("*.png"))))
+    (code0, out0, err0, end0), (code1, *_) = results
+    assert code1 == -9
+    assert code0 not in (0, None), (out0, err0)
+    assert end0 is not None and end0 < 60, end0
+    assert ("another process of this job stopped" in err0
+            or "JAX distributed service detected fatal errors" in err0), err0
+    for png in outdir.glob("*.png"):
+        Image.open(png).load()  # whole files only (written under a temporary name, then renamed)
+    assert not list(outdir.glob(".*partial"))
