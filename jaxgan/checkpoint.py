@@ -60,6 +60,15 @@ def config_from_dict(entry: dict):
         raise CheckpointFormatError(f"bad model entry in {SIDECAR}: {e}") from None
 
 
+def process_checkpointer() -> ocp.StandardCheckpointer:
+    """Orbax's checkpointer for this process alone. jaxgan's checkpoints hold host copies (every process of a
+    multi-process job reads its own, and only process 0 writes), so no other process takes part in orbax's
+    barriers: with the default options a save on process 0 alone would wait for the others forever."""
+    only_me = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                                 active_processes={jax.process_index()})
+    return ocp.StandardCheckpointer(multiprocessing_options=only_me)
+
+
 def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = None, *, replace: bool = False) -> Path:
     """Write `models` ({name: SplitModel}) and `meta` (JSON-serialisable) to the new directory `path` (replacing an
     existing one, once the new one is complete, with `replace`)."""
@@ -69,7 +78,7 @@ def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = Non
     tree = {name: {"params": nnx.to_pure_dict(m.params), "buffers": nnx.to_pure_dict(m.buffers)}
             for name, m in models.items()}
     with atomic_directory(path, replace=replace) as tmp:
-        with ocp.StandardCheckpointer() as checkpointer:
+        with process_checkpointer() as checkpointer:
             for name, subtree in tree.items():
                 checkpointer.save(tmp / STATE_DIR / name, subtree)
             checkpointer.wait_until_finished()  # surface background save errors here, not never
@@ -115,7 +124,7 @@ def load_checkpoint(path, names: tuple[str, ...] | None = None) -> tuple[dict[st
                                       nnx.to_pure_dict(state))
 
     abstract = {name: abstract_model(config_from_dict(available[name])) for name in names}
-    with ocp.StandardCheckpointer() as checkpointer:
+    with process_checkpointer() as checkpointer:
         for model_name, model in abstract.items():
             target = {"params": target_of(model.params), "buffers": target_of(model.buffers)}
             restored = checkpointer.restore(path / STATE_DIR / model_name, target)

@@ -142,6 +142,19 @@ def primary_result(fn):
     return outcome["value"]
 
 
+def broadcast_from_primary(tree, like=None):
+    """Process 0's numpy pytree `tree` on every process (bit for bit: the others add zeros to it); the other
+    processes pass `like`, a pytree of the same structure with shapes and dtypes (e.g. `jax.eval_shape`'s), in
+    place of a tree of their own. One process: `tree` as numpy."""
+    import jax
+    if process_count() == 1:
+        return jax.tree_util.tree_map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+    if not is_primary():
+        tree = jax.tree_util.tree_map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), like)
+    return jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
 def any_true(flags) -> np.ndarray:
     """Elementwise OR of a boolean vector over the processes (the same length on each)."""
     flags = np.asarray(flags, bool)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import progress
+from jaxgan.cli.common import distributed_options, progress, reports_errors
 
 
 @click.command("train")
@@ -19,6 +19,8 @@ from jaxgan.cli.common import progress
 @click.option("--tick-kimg", type=float, default=1, show_default=True, help="Log losses every this many kimg.")
 @click.option("--batch-size", type=int, help="Override the config's batch size (total over all devices).")
 @click.option("--seed", type=int, help="Override the config's seed (initialisation and every random draw).")
+@distributed_options
+@reports_errors
 def train_command(config, out, kimg, resume, snapshot_kimg, tick_kimg, batch_size, seed):
     """Train a StyleGAN2 generator and discriminator on toyfaces, as stylegan2-ada-pytorch trains them.
 
@@ -27,8 +29,10 @@ def train_command(config, out, kimg, resume, snapshot_kimg, tick_kimg, batch_siz
     "batch_size": 64, "r1_gamma": 0.05}. Settings and defaults: jaxgan.train.stylegan2.TrainConfig.
 
     Non-saturating logistic loss, lazy R1 (every 16 iterations) and path-length regularisation (every 4), style
-    mixing, Adam betas (0, 0.99), G EMA, data-parallel over all local devices. Faces come from an endless,
-    seeded stream, so runs are reproducible and --resume continues bit for bit.
+    mixing, Adam betas (0, 0.99), G EMA, data-parallel over all devices. Faces come from an endless,
+    seeded stream, so runs are reproducible and --resume continues bit for bit. With --coordinator /
+    --num-processes / --process-id (or under srun) the run spans several processes, gradients averaged over all
+    their devices; process 0 alone reads and writes OUT.
 
     \b
     Examples:
@@ -36,13 +40,14 @@ def train_command(config, out, kimg, resume, snapshot_kimg, tick_kimg, batch_siz
       jaxgan train toyfaces64 --out runs/faces --kimg 600 --resume
       jaxgan generate runs/faces/network-000300 --seeds 0-15 --outdir samples --grid
     """
+    from jaxgan import distributed
     from jaxgan.parallel import data_mesh
     from jaxgan.train.run import RunError, check_run_directory, get_trainer, load_config, run_training
     if kimg <= 0 or snapshot_kimg <= 0 or tick_kimg <= 0:
         raise click.UsageError("--kimg, --snapshot-kimg and --tick-kimg must be positive")
     try:
         cfg = load_config(config, {"batch_size": batch_size, "seed": seed})
-        check_run_directory(out, cfg, resume)
+        distributed.primary_result(lambda: check_run_directory(out, cfg, resume) and None)  # OUT is process 0's
         get_trainer(cfg, data_mesh())  # refuses a batch the devices cannot split, before OUT is written
     except (RunError, ValueError, TypeError) as e:
         raise click.ClickException(str(e)) from None

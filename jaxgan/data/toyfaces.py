@@ -632,12 +632,14 @@ def batch_seeds(seed: int, index: int, batch_size: int) -> np.ndarray:
     return np.random.SeedSequence([int(seed), int(index)]).generate_state(batch_size, np.uint64)
 
 
-def iterate_batches(seed: int, batch_size: int, resolution: int, start: int = 0) -> Iterator[ToyFaces]:
+def iterate_batches(seed: int, batch_size: int, resolution: int, start: int = 0,
+                    rows: slice = slice(None)) -> Iterator[ToyFaces]:
     """An endless stream of batches; batch b (counting from 0 at `start`) holds the faces of
-    batch_seeds(seed, start + b, batch_size), so a run resumed with start=k continues the same stream."""
+    batch_seeds(seed, start + b, batch_size), so a run resumed with start=k continues the same stream. `rows`: only
+    these faces of each batch (a process of a multi-process run renders its devices' share)."""
     if seed < 0 or start < 0 or batch_size < 1:
         raise ValueError("seed and start must be non-negative and batch_size positive")
     index = start
     while True:
-        yield render_batch(batch_seeds(seed, index, batch_size), resolution)
+        yield render_batch(batch_seeds(seed, index, batch_size)[rows], resolution)
         index += 1

@@ -16,6 +16,10 @@ The run directory OUT:
                            every jaxgan command (`jaxgan generate OUT/network-000200 ...`)
 
 Every file and directory is written under a temporary name and renamed when complete.
+
+A run of several processes (`jaxgan.distributed`) trains on one mesh over all their devices, each process rendering
+its devices' share of every batch; process 0 alone reads and writes OUT (the others start from its state, sent to
+them by a collective), so OUT need not be on a shared file system.
 """
 
 import dataclasses
@@ -28,10 +32,9 @@ from typing import Callable
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from jaxgan import parallel
-from jaxgan.checkpoint import save_checkpoint
+from jaxgan import distributed, parallel
+from jaxgan.checkpoint import process_checkpointer, save_checkpoint
 from jaxgan.data import toyfaces
 from jaxgan.files import atomic_directory, atomic_write, json_text, write_json
 from jaxgan.images import png_writer, tile_grid
@@ -99,10 +102,11 @@ def state_dirs(out: Path) -> list[Path]:
 
 
 def save_state(out: Path, state: TrainState) -> Path:
+    state = parallel.to_host(state)
     leaves, paths, _ = _leaves(state)
     final = out / f"{STATE_PREFIX}{int(state.step):08d}"
     with atomic_directory(final, replace=True) as tmp:  # a state of the same step (a rerun) is replaced whole
-        with ocp.StandardCheckpointer() as checkpointer:
+        with process_checkpointer() as checkpointer:
             checkpointer.save((tmp / "leaves").resolve(),
                               {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
             checkpointer.wait_until_finished()
@@ -128,7 +132,7 @@ def restore_state(path: Path, abstract):
     sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = {f"{i:05d}": jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
               for i, leaf in enumerate(leaves)}
-    with ocp.StandardCheckpointer() as checkpointer:
+    with process_checkpointer() as checkpointer:
         restored = checkpointer.restore((path / "leaves").resolve(), target)
     return jax.tree_util.tree_unflatten(treedef, [restored[f"{i:05d}"] for i in range(len(leaves))])
 
@@ -164,12 +168,8 @@ def export_network(out: Path, state: TrainState, cfg: TrainConfig, nimg: int, se
     meta = {"training": {"trainer": "jaxgan.train.stylegan2", "dataset": f"{cfg.dataset}{cfg.resolution}",
                          "kimg": round(nimg / 1000, 3), "iterations": int(state.step),
                          "seconds": round(seconds, 1), "config": cfg.to_dict(),
-                         "devices": [str(d) for d in jax.local_devices()]}}
-    return save_checkpoint(path, {"G": single_device(state.G_ema), "D": single_device(state.D)}, meta)
-
-
-def single_device(tree):
-    return jax.device_put(tree, jax.local_devices()[0])
+                         "devices": [str(d) for d in jax.devices()]}}
+    return save_checkpoint(path, {"G": parallel.to_host(state.G_ema), "D": parallel.to_host(state.D)}, meta)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -229,20 +229,37 @@ def run_training(cfg: TrainConfig, out, *, kimg: float, resume: bool = False, sn
     (after that many iterations of this call), saving the state as at the end: for tests of resumption.
     """
     out = Path(out).resolve()
-    start_state = prepare_run(out, cfg, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    if start_state is None:
-        write_json(out / CONFIG_FILE, cfg.to_dict())
+    primary = distributed.is_primary()
     trainer = get_trainer(cfg, parallel.data_mesh() if mesh is None else mesh)
-    state = trainer.place(start_state if start_state is not None else init_state(cfg))
-    if start_state is None:
-        _write_png(out / "samples-init.png", sample_grid(state.G_ema))
-    step = int(state.step)
-    batches = toyfaces.iterate_batches(cfg.dataset_seed, cfg.batch_size, cfg.resolution, start=step)
+
+    def start():  # process 0's view of OUT: the state to resume from, or None for a fresh run
+        saved = prepare_run(out, cfg, resume)
+        out.mkdir(parents=True, exist_ok=True)
+        if saved is None:
+            write_json(out / CONFIG_FILE, cfg.to_dict())
+        return saved
+    if distributed.process_count() == 1:
+        start_state = start()
+        fresh = start_state is None
+        state = trainer.place(init_state(cfg) if fresh else start_state)
+    else:
+        kept = {}
+
+        def start_on_primary():  # a refusal (RunError) stops every process with the same error
+            kept["state"] = start()
+            return kept["state"] is None
+        fresh = distributed.primary_result(start_on_primary)
+        first = (init_state(cfg) if fresh else kept["state"]) if primary else None
+        state = trainer.place(distributed.broadcast_from_primary(parallel.to_host(first), like=abstract_state(cfg)))
+    if fresh and primary:
+        _write_png(out / "samples-init.png", sample_grid(parallel.to_host(state.G_ema)))
+    step = int(parallel.to_host(state.step))
+    batches = toyfaces.iterate_batches(cfg.dataset_seed, cfg.batch_size, cfg.resolution, start=step,
+                                       rows=trainer.local_rows())
     total_nimg = int(round(kimg * 1000))
     nimg = step * cfg.batch_size
     tick_start, tick_nimg, tick_metrics = time.perf_counter(), nimg, []
-    run_start, seconds_before = time.perf_counter(), _seconds_so_far(out)
+    run_start, seconds_before = time.perf_counter(), _seconds_so_far(out) if primary else 0.0
     snapshot_nimg = int(snapshot_kimg * 1000)
     next_snapshot = (nimg // snapshot_nimg + 1) * snapshot_nimg
     done_here = 0
@@ -258,15 +275,17 @@ def run_training(cfg: TrainConfig, out, *, kimg: float, resume: bool = False, sn
             tick = Tick(kimg=nimg / 1000, iteration=step, seconds=round(seconds_before + time.perf_counter()
                                                                           - run_start, 2),
                         images_per_s=(nimg - tick_nimg) / max(elapsed, 1e-9), metrics=_mean(tick_metrics))
-            _append_log(out, tick)
+            if primary:
+                _append_log(out, tick)
             if on_tick is not None:
                 on_tick(tick)
             tick_start, tick_nimg, tick_metrics = time.perf_counter(), nimg, []
-        if nimg >= next_snapshot or finished:
+        if (nimg >= next_snapshot or finished) and primary:
             seconds = seconds_before + time.perf_counter() - run_start
-            _write_png(out / f"samples-{kimg_name(nimg)}.png", sample_grid(state.G_ema))
+            _write_png(out / f"samples-{kimg_name(nimg)}.png", sample_grid(parallel.to_host(state.G_ema)))
             export_network(out, state, cfg, nimg, seconds)
             save_state(out, state)
+        if nimg >= next_snapshot or finished:
             next_snapshot = (nimg // snapshot_nimg + 1) * snapshot_nimg
         if finished:
             break

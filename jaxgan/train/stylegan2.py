@@ -1,5 +1,5 @@
 """StyleGAN2 training as in stylegan2-ada-pytorch (`training/training_loop.py`, `training/loss.py` StyleGAN2Loss),
-data-parallel over all local devices.
+data-parallel over all devices of the job (of several processes, too: `jaxgan.distributed`).
 
 One training iteration shows `batch_size` real images and runs the official phases in the official order, each its
 own Adam step (the lazy-regularisation scheme of the StyleGAN2 paper):
@@ -376,14 +376,24 @@ class Trainer:
         return tuple(p for p, interval in zip(PHASES, (1, g_int, 1, d_int))
                      if interval is not None and step % interval == 0)
 
+    def local_rows(self) -> slice:
+        """The real images of each batch that this process feeds (all of them in a one-process run)."""
+        rows = parallel.local_rows(self.cfg.batch_size, self.mesh)
+        return slice(rows.start, rows.stop)
+
     def train_step(self, state: TrainState, real_uint8: np.ndarray):
-        step = int(state.step)
+        """One iteration on `real_uint8`: the whole batch, or in a run of several processes this process's
+        `local_rows()` of it."""
+        step = int(parallel.to_host(state.step))
         key = parallel.replicate(jax.random.fold_in(self.key, step), self.mesh)
-        real = jax.device_put(np.asarray(real_uint8), self.real_sharding)
+        if parallel.multiprocess(self.mesh):
+            real = jax.make_array_from_process_local_data(self.real_sharding, np.asarray(real_uint8))
+        else:
+            real = jax.device_put(np.asarray(real_uint8), self.real_sharding)
         metrics = {}
         for phase in self.due(step):
             args = (state, key, real) if phase.startswith("D") else (state, key)
             state, m = self.phases[phase](*args)
             metrics.update(m)
         state = self.ema(state, ema_beta(self.cfg, step * self.cfg.batch_size))
-        return state, {k: float(v) for k, v in metrics.items()}
+        return state, {k: float(v) for k, v in parallel.to_host(metrics).items()}

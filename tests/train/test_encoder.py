@@ -195,10 +195,12 @@ def test_a_data_parallel_run_equals_a_one_device_run(G, tmp_path):
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-5)
     # Parameters: those whose gradients are near Adam's eps (1e-8; many in this tiny BatchNorm trunk, whose convs
-    # get scale-invariant gradients) take steps of g / (|g| + eps) that rounding moves by up to lr (measured: median
-    # difference 0, a third above 1e-5, largest 3.3e-3 after 6 steps of lr 1e-3); the encoder's outputs agree.
+    # get scale-invariant gradients) take steps of g / (|g| + eps) that rounding can turn around, so two runs may
+    # part by up to 2 lr per step there (measured: median difference 0, a third above 1e-5, largest 3.3e-3 after 6
+    # steps of lr 1e-3 on an earlier machine, 6.7e-3 on an AMD EPYC); what a bug would change is the median (most
+    # parameters equal) and the encoder's outputs, checked below.
     diff = np.abs(flat(sharded.E.params) - flat(single.E.params))
-    assert np.median(diff) == 0 and diff.max() <= 6 * TINY.lr
+    assert np.median(diff) == 0 and diff.max() <= 2 * 6 * TINY.lr
     ws = [encoder.encode(e, real_images(4, seed=9), batch_norm="running") for e in (sharded.E, single.E)]
     np.testing.assert_allclose(np.asarray(ws[0]), np.asarray(ws[1]), rtol=0, atol=1e-5)  # measured 4.8e-7
     # a run stopped on 2 devices resumes on 1 (the state is saved as plain arrays)
