@@ -91,7 +91,24 @@ def initialize(cfg: JobConfig = JobConfig()) -> bool:
     else:
         jax.distributed.initialize(**timeouts)
     _joined = True
+    if jax.process_count() > 1:
+        _connect_collectives()
     return jax.process_count() > 1
+
+
+def _connect_collectives() -> None:
+    """Open the collectives' connections now, with stdout sent to stderr meanwhile: Gloo announces each
+    connection on stdout ('[Gloo] Rank 0 is connected to 1 peer ranks...'), which would mix with a command's
+    results there (`jaxgan lpips --json`)."""
+    import sys
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        allgather_objects(None)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def process_count() -> int:

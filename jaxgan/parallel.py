@@ -170,7 +170,8 @@ def chunk_size(count: int, batch_size: int, num_devices: int) -> int:
     return min(batch_size * num_devices, -(-count // num_devices) * num_devices)
 
 
-def map_chunks(program, shared, problems, *, batch_size: int, mesh: Mesh, on_chunk=None, on_outputs=None):
+def map_chunks(program, shared, problems, *, batch_size: int, mesh: Mesh, on_chunk=None, on_outputs=None,
+               count: int | None = None):
     """Run `program(shared, chunk)` (e.g. a `shard_problems` program) over the leading axis of the pytree
     `problems`, `batch_size` problems per device per call, and return the outputs joined as numpy arrays.
 
@@ -181,21 +182,29 @@ def map_chunks(program, shared, problems, *, batch_size: int, mesh: Mesh, on_chu
     (so a caller can write each chunk's results as they come).
 
     In a job of several processes each process feeds and returns only its rows of each chunk, the problems
-    `owned_problems(count, batch_size, mesh)` lists, in that order.
+    `owned_problems(count, batch_size, mesh)` lists, in that order. `count`: the job's problem count when
+    `problems` holds only those rows of this process (so that it reads no other process's inputs); by default
+    `problems` holds every problem of the job.
     """
     sizes = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(problems)}
     if len(sizes) != 1:
         raise ValueError(f"batched inputs disagree on the problem count: {sorted(sizes)}")
-    count = sizes.pop()
+    given = sizes.pop()
+    owned_only = count is not None
+    count = given if count is None else count
+    if owned_only and given != len(owned_problems(count, batch_size, mesh)):
+        raise ValueError(f"{given} problems given; this process runs {len(owned_problems(count, batch_size, mesh))}")
     if count == 0:
         raise ValueError("no problems to run")
     chunk = chunk_size(count, batch_size, mesh.devices.size)
     shared = replicate(shared, mesh)
-    outputs = []
+    outputs, taken = [], 0
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
         rows = local_rows(n, mesh, chunk) if multiprocess(mesh) else LocalRows(0, chunk, n)
-        part = jax.tree_util.tree_map(lambda a: a[start + rows.real.start:start + rows.real.stop], problems)
+        first = taken if owned_only else start + rows.real.start
+        part = jax.tree_util.tree_map(lambda a: a[first:first + len(rows.real)], problems)
+        taken += len(rows.real)
         result = to_host(program(shared, pad_rows(part, rows.size)))
         outputs.append(jax.tree_util.tree_map(lambda a: a[:len(rows.real)], result))
         if on_outputs is not None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import load_images, load_lpips, lpips_option, reports_errors
+from jaxgan.cli.common import distributed_options, load_images, load_lpips, lpips_option, reports_errors
 
 
 @click.command("lpips")
@@ -19,6 +19,7 @@ from jaxgan.cli.common import load_images, load_lpips, lpips_option, reports_err
                    "\"distance\"}]} instead (net: the checkpoint's trunk, vgg or alex).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Pairs per device per step.")
+@distributed_options
 @reports_errors
 def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
     """LPIPS distance (v0.1, vgg or alex: the trunk the --lpips checkpoint holds) between images, as the lpips
@@ -27,7 +28,9 @@ def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
     With two images, prints their distance; with more, the distance of the first to each of the others, or of
     every pair with --all-pairs. One line per pair: `A B DISTANCE` (6 decimals). Images are read as RGB and mapped
     to [-1, 1] by x / 127.5 - 1, without crop or resize (the lpips package's im2tensor; alpha is dropped with a
-    note); they must all have the same size, at least 16x16 (vgg) or 31x31 (alex).
+    note); they must all have the same size, at least 16x16 (vgg) or 31x31 (alex). With --coordinator /
+    --num-processes / --process-id (or under srun) the pairs are shared out over several processes and process 0
+    prints every distance.
 
     \b
     Examples:
@@ -37,6 +40,7 @@ def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
     """
     import numpy as np
 
+    from jaxgan import distributed, parallel
     from jaxgan.files import json_text
     from jaxgan.images import load_rgb_pm1
     from jaxgan.models.lpips import lpips_distances, lpips_pairs
@@ -55,7 +59,15 @@ def lpips_command(images, lpips_ckpt, all_pairs, as_json, batch_size):
         raise ValueError(f"the images are {width}x{height} pixels; LPIPS ({cfg.net}) needs at least "
                          f"{cfg.min_size}x{cfg.min_size}")
     pairs = lpips_pairs(len(images), all_pairs)
-    distances = lpips_distances(model, np.stack(arrays), pairs, batch_size=batch_size)
+    mesh = parallel.mesh_for(len(pairs))
+    mine = lpips_distances(model, np.stack(arrays), pairs, batch_size=batch_size, mesh=mesh)
+    distances = np.zeros(len(pairs), np.float64)
+    for part in distributed.allgather_objects(  # every process's distances, exactly (JSON keeps a float's digits)
+            [[i, float(d)] for i, d in zip(parallel.owned_problems(len(pairs), batch_size, mesh), mine)]):
+        for i, d in part:
+            distances[i] = d
+    if not distributed.is_primary():
+        return
     if as_json:
         click.echo(json_text({"lpips_checkpoint": str(Path(lpips_ckpt).resolve()), "net": cfg.net,
                               "pairs": [{"a": str(images[i]), "b": str(images[j]), "distance": float(d)}

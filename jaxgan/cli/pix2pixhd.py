@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import outdir_option, plural, progress, reports_errors, write_files
+from jaxgan.cli.common import distributed_options, outdir_option, plural, progress, reports_errors, write_files
 
 IMAGE_SUFFIX = "_synthesized_image.png"  # the official visualizer's names for test results
 PREVIEW_SUFFIX = "_input_label.png"
@@ -30,6 +30,7 @@ PREVIEW_SUFFIX = "_input_label.png"
 @outdir_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Maps per device per step (maps of one size run together).")
+@distributed_options
 @reports_errors
 def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdir, batch_size):
     """Synthesise images from label maps with the pix2pixHD generator of checkpoint CKPT.
@@ -38,7 +39,8 @@ def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdi
     instance edge map (both pixels on each side of an instance boundary are 1) unless the model was trained with
     --no_instance. Maps are used at their own size, which must be a multiple of 2**(n_downsample_global +
     n_local_enhancers) (32 for label2city_1024p): no resizing. Every map is checked (ids below label_nc, sizes,
-    pairs) before anything runs. For each label map NAME.png OUTDIR gets NAME_synthesized_image.png (converted as
+    pairs) before anything runs. With --coordinator / --num-processes / --process-id (or under srun) one job
+    spans several processes, each synthesising and writing its share of every size group. For each label map NAME.png OUTDIR gets NAME_synthesized_image.png (converted as
     util.tensor2im: (x + 1) / 2 * 255, clipped, truncated to uint8) and NAME_input_label.png (a colour preview of
     the labels: the Cityscapes colours for label_nc 35, else the PASCAL VOC colour map).
 
@@ -51,7 +53,7 @@ def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdi
     """
     import numpy as np
 
-    from jaxgan import label_maps
+    from jaxgan import distributed, label_maps, parallel
     from jaxgan.checkpoint import load_model
     from jaxgan.images import png_writer
     from jaxgan.models import pix2pixhd
@@ -66,15 +68,33 @@ def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdi
                                "trained with --no_instance)")
     pairs = label_maps.pair_files(labels_path, inst_path)
     groups = label_maps.group_by_size(pairs, cfg.label_nc, cfg.size_multiple)
+    written = 0
     with progress(len(pairs), f"synthesising {plural(len(pairs), 'image')}") as bar:
         for group in groups.values():  # maps of one size run together; each group is written when it is done
-            labels = np.stack([label_maps.read_map(label, cfg.label_nc) for label, _ in group])
-            insts = None if cfg.no_instance else np.stack([label_maps.read_instance_ids(i) for _, i in group])
+            mesh = parallel.mesh_for(len(group))
+            mine = [group[i] for i in parallel.owned_problems(len(group), batch_size, mesh)]  # all, in one process
+            labels = np.stack([label_maps.read_map(label, cfg.label_nc) for label, _ in mine]) if mine else None
+            insts = None if cfg.no_instance or not mine else np.stack([label_maps.read_instance_ids(i)
+                                                                       for _, i in mine])
+            if not mine:  # this process holds only padding rows of the group: feed it the shapes it needs
+                labels, insts = _empty_maps(group[0], cfg)
             images = pix2pixhd.synthesize(G, labels, insts, label_nc=cfg.label_nc, no_instance=cfg.no_instance,
-                                          batch_size=batch_size, on_chunk=bar.update)
+                                          batch_size=batch_size, mesh=mesh, count=len(group), on_chunk=bar.update)
             files = {}
-            for (label_path, _), image, label in zip(group, images, labels):
+            for (label_path, _), image, label in zip(mine, images, labels):
                 files[label_path.stem + IMAGE_SUFFIX] = png_writer(label_maps.tensor2im(image))
                 files[label_path.stem + PREVIEW_SUFFIX] = png_writer(label_maps.preview(label, cfg.label_nc))
             write_files(outdir, files)
-    click.echo(f"wrote {plural(len(pairs), 'image')} and label previews to {outdir}")
+            written += len(mine)
+    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    click.echo(f"{who}wrote {plural(written, 'image')} and label previews to {outdir}")
+
+
+def _empty_maps(pair, cfg):
+    """No label maps (and instance maps) of the size of `pair`'s: a process with no map of a size group."""
+    import numpy as np
+
+    from jaxgan import label_maps
+    label = label_maps.read_map(pair[0], cfg.label_nc)
+    inst = None if cfg.no_instance else np.zeros((0,) + label.shape[:2], np.int32)
+    return np.zeros((0,) + label.shape, label.dtype), inst

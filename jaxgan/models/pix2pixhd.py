@@ -584,14 +584,15 @@ def _synthesis_program(mesh, label_nc: int, no_instance: bool):
 
 
 def synthesize(G: SplitModel, labels, insts=None, *, label_nc: int, no_instance: bool, batch_size: int = 1,
-               mesh=None, on_chunk=None) -> np.ndarray:
+               mesh=None, on_chunk=None, count: int | None = None) -> np.ndarray:
     """Images [N, H, W, 3] (float32, tanh range) from N label maps of one size, as the official test.py builds the
     input (`encode_input`): labels [N, H, W] ids (or [N, H, W, 3] pictures for label_nc 0), insts [N, H, W]
-    instance ids unless no_instance. `batch_size` maps per device per call over `mesh` (default: as many local
-    devices as maps); `on_chunk(n)` after each call."""
+    instance ids unless no_instance. `batch_size` maps per device per call over `mesh` (default: as many devices
+    as maps); `on_chunk(n)` after each call. count: in a job of several processes, the job's map count when the
+    maps given are this process's (`parallel.owned_problems(count, batch_size, mesh)`), whose images it gets."""
     batch = {"label": np.asarray(labels)}
     if insts is not None:
         batch["inst"] = np.asarray(insts)
-    mesh = parallel.mesh_for(len(batch["label"])) if mesh is None else mesh
+    mesh = parallel.mesh_for(len(batch["label"]) if count is None else count) if mesh is None else mesh
     return parallel.map_chunks(_synthesis_program(mesh, label_nc, no_instance), G, batch, batch_size=batch_size,
-                               mesh=mesh, on_chunk=on_chunk)
+                               mesh=mesh, on_chunk=on_chunk, count=count)

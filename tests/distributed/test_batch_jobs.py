@@ -1,0 +1,57 @@
+"""`jaxgan lpips` and `jaxgan pix2pixhd` as jobs of two processes (two CPU devices each) on localhost: the same
+distances and the same images as one process with four devices (four problems, one per device in both runs)."""
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from jaxgan.cli import main
+from tests.helpers import fixture_path, lpips_checkpoint, run_job, run_one_process
+
+
+def test_lpips_distances_of_a_job_are_those_of_one_process(tmp_path, tmp_path_factory):
+    lpips = lpips_checkpoint(tmp_path_factory)[0]
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(paths[-1])
+    args = ["lpips", "--lpips", lpips, *paths, "--batch-size", 1]
+    code, one, err = run_one_process(args, devices=4)
+    assert code == 0, err
+    results = run_job(args)
+    assert [r[0] for r in results] == [0, 0], [r[2][-2000:] for r in results]
+    lines = results[0][1].splitlines()  # Gloo's connection notes go to stderr
+    assert lines == one.splitlines() and len(lines) == 4
+    assert results[1][1] == ""  # process 0 prints the distances
+
+
+@pytest.fixture(scope="module")
+def pix2pixhd_checkpoint(tmp_path_factory):
+    dst = tmp_path_factory.mktemp("p2p") / "label2city_small"
+    result = CliRunner().invoke(main, ["convert", str(fixture_path("pix2pixhd_small_latest_net_G.pth")), str(dst),
+                                       "--kind", "pix2pixhd", "--label-nc", "35"])
+    assert result.exit_code == 0, result.output
+    return dst
+
+
+def test_pix2pixhd_images_of_a_job_are_those_of_one_process(pix2pixhd_checkpoint, tmp_path):
+    labels, insts = tmp_path / "labels", tmp_path / "insts"
+    labels.mkdir()
+    insts.mkdir()
+    for name in ("a", "b", "c", "d"):
+        shutil.copy(fixture_path("pix2pixhd_small_label.png"), labels / f"{name}.png")
+        shutil.copy(fixture_path("pix2pixhd_small_inst.png"), insts / f"{name}.png")
+    args = ["pix2pixhd", pix2pixhd_checkpoint, "--labels", labels, "--inst", insts]
+    code, _, err = run_one_process(args + ["--outdir", tmp_path / "one"], devices=4)
+    assert code == 0, err
+    results = run_job(args + ["--outdir", tmp_path / "two"])
+    assert [r[0] for r in results] == [0, 0], [r[2][-2000:] for r in results]
+    assert "process 0 of 2: wrote 2 images" in results[0][1] and "process 1 of 2: wrote 2 images" in results[1][1]
+    one, two = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "two").iterdir())
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 8
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(np.asarray(Image.open(b)), np.asarray(Image.open(a)), err_msg=a.name)
