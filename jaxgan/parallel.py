@@ -67,11 +67,11 @@ def local_rows(count: int, mesh: Mesh, padded: int | None = None) -> LocalRows:
 def pad_rows(batched, size: int):
     """Pad every leaf's leading axis to `size` rows by repeating its last row (zeros when it has none: a process
     holding only padding rows of a chunk)."""
-    def pad(leaf):
-        leaf = jax.numpy.asarray(leaf)
+    def pad(leaf):  # jnp.repeat and concatenate handle typed PRNG key arrays as well as numbers
         extra = size - leaf.shape[0]
         if extra == 0:
             return leaf
+        leaf = jax.numpy.asarray(leaf)
         if leaf.shape[0]:
             filler = jax.numpy.repeat(leaf[-1:], extra, axis=0)
         elif jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
@@ -88,6 +88,8 @@ def to_host(tree):
     """numpy copies of a program's outputs: of this process's rows where an output is split over the job's
     processes (in row order), of the whole array otherwise."""
     def fetch(leaf):
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return leaf  # key arrays have no numpy form; keys stay on their device
         if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
             return np.asarray(leaf)
         if leaf.sharding.is_fully_replicated:
@@ -103,14 +105,9 @@ def pad_problems(batched, multiple: int):
     if len(sizes) != 1:
         raise ValueError(f"batched inputs disagree on the problem count: {sorted(sizes)}")
     n = sizes.pop()
-    extra = -n % multiple
-    if extra == 0:
+    if n % multiple == 0:
         return batched, n
-
-    def pad(leaf):  # jnp.repeat handles typed PRNG key arrays as well as numbers
-        leaf = jax.numpy.asarray(leaf)
-        return jax.numpy.concatenate([leaf, jax.numpy.repeat(leaf[-1:], extra, axis=0)], axis=0)
-    return jax.tree_util.tree_map(pad, batched), n
+    return pad_rows(batched, n + (-n % multiple)), n
 
 
 def replicate(tree, mesh: Mesh):

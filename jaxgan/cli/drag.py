@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import CHECKPOINT, load_generator, outdir_option, progress, reports_errors, write_files
+from jaxgan.cli.common import (CHECKPOINT, distributed_options, load_generator, outdir_option, plural,
+                               progress, reports_errors, write_files)
 from jaxgan.edit.drag import OFFICIAL_FEATURE_IDX, OFFICIAL_R1, OFFICIAL_R2, RULE_RESOLUTION, DragJob
 
 RADIUS_DEFAULT = (f"[default: recommended by the checkpoint, else the official {{official:g}} at {RULE_RESOLUTION} "
@@ -56,6 +57,7 @@ RADIUS_DEFAULT = (f"[default: recommended by the checkpoint, else the official {
               help="Also save the per-step trace as .npz: points, targets, losses, ws, stop, updated.")
 @click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
               help="Drag steps run inside one compiled call (fewer host round trips; the bar moves in these units).")
+@distributed_options
 @reports_errors
 def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, steps, lr, lambda_mask, r1, r2,
                  feature_idx, jobs_file, outdir, trace_file, steps_per_call):
@@ -66,7 +68,8 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
     smaller ones get the settings their checkpoint recommends, or settings scaled to their size). Writes into OUTDIR
     the final image drag.png, an animated drag.gif (handles red, targets blue), the final latent drag_ws.npy
     (num_ws, w_dim), which --ws and `jaxgan generate --ws` accept, and a summary drag.json (final points, distances,
-    steps, why it stopped, settings).
+    steps, why it stopped, settings). With --jobs and --coordinator / --num-processes / --process-id (or under
+    srun) the sessions are shared out over several processes, each preparing, running and writing its own.
 
     \b
     Examples:
@@ -76,6 +79,7 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
     """
     import numpy as np
 
+    from jaxgan import distributed
     from jaxgan.checkpoint import read_sidecar
     from jaxgan.edit import drag, drag_outputs
 
@@ -118,7 +122,9 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
         note = drag_outputs.mask_note(drag_jobs[-1].mask)
         if note:
             click.echo(f"note: {f'job {job.name!r}: ' if job.name else ''}{note}", err=True)
-    sessions = drag.prepare_jobs(G, cfg, drag_jobs, [job.name for job in jobs])  # refusals come before the bar
+    mine = drag.owned_jobs(len(drag_jobs))  # all jobs, unless this is one process of several
+    sessions = drag.prepare_jobs(G, cfg, [drag_jobs[i] for i in mine],
+                                 [jobs[i].name for i in mine])  # refusals come before the bar
     count = len(jobs)
     total = max(job.steps for job in jobs) + 1  # the step cap plus the closing observation
     label = "dragging" if count == 1 else f"dragging {count} sessions"
@@ -132,7 +138,7 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
     summary_settings = {"r1": cfg.r1, "r2": cfg.r2, "feature_idx": cfg.feature_idx, "noise_mode": cfg.noise_mode,
                         "patch_radius": cfg.patch_radius, "search_radius": cfg.search_radius,
                         "stop_distance": cfg.stop_distance}
-    for job, outcome in zip(jobs, outcomes):
+    for job, outcome in zip([jobs[i] for i in mine], outcomes):
         result = drag_outputs.DragResult.of(job, outcome)
         if trace_file is not None:
             arrays = drag_outputs.trace_arrays(result)
@@ -141,5 +147,6 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
                     drag_outputs.output_files(result, checkpoint=ckpt, settings=summary_settings,
                                               trace_file=trace_file))
         click.echo(drag_outputs.result_line(result))
-    click.echo(f"wrote {outdir}" + (f" ({count} sessions)" if jobs_file is not None else "")
+    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    click.echo(f"{who}wrote {outdir}" + (f" ({plural(len(mine), 'session')})" if jobs_file is not None else "")
                + (f" and {trace_file}" if trace_file is not None else ""))

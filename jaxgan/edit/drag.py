@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import parallel
+from jaxgan import distributed, parallel
 from jaxgan.loops import scan_steps
 from jaxgan.models import generators
 from jaxgan.nn.split import SplitModel
@@ -471,39 +471,51 @@ def make_batched_step(cfg: DragConfig, mesh=None, steps_per_call: int = 1) -> Ca
     return _batched_step_fn(cfg, mesh, steps_per_call)
 
 
-def pad_sessions(states: DragState, mesh) -> tuple[DragState, int]:
-    """Pad a stack of sessions to a multiple of the device count with finished copies of the last session, which
-    the step leaves untouched; returns (padded, real count)."""
-    padded, count = parallel.pad_problems(jax.tree_util.tree_map(np.asarray, states), mesh.devices.size)
-    if padded.done.shape[0] > count:
-        padded = dataclasses.replace(padded, done=padded.done.at[count:].set(True))
+def pad_sessions(states: DragState, mesh, size: int | None = None, count: int | None = None) -> tuple[DragState, int]:
+    """Pad a stack of sessions to `size` (default: a multiple of the device count) with finished copies of the last
+    session, which the step leaves untouched; returns (padded, real count). count: how many of `states` are real
+    (default: all); the rest ride along finished, as padding does."""
+    count = states.done.shape[0] if count is None else count
+    size = -(-states.done.shape[0] // mesh.devices.size) * mesh.devices.size if size is None else size
+    padded = parallel.pad_rows(jax.tree_util.tree_map(np.asarray, states), size)
+    if size > count:
+        padded = dataclasses.replace(padded, done=jnp.asarray(padded.done).at[count:].set(True))
     return padded, count
 
 
 def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mesh=None, steps_per_call: int = 1,
-                 keep_images: bool = True, on_step: Callable[[int, int], None] | None = None):
+                 keep_images: bool = True, on_step: Callable[[int, int], None] | None = None,
+                 padded_size: int | None = None, count: int | None = None):
     """Drive sessions until every one has finished; returns (final states, traces).
 
     Each trace is a dict of numpy arrays over that session's own steps (the calls where it was active):
     `points` [S, P, 2], `losses` [S, P + 2], `ws` [S, num_ws, w_dim], `stop`, `updated` [S], and `images`
     [S, H, W, C] uint8 when keep_images. The last step of a session is the observation that finished it, so its
     image and points belong to the final latent. `on_step(done_sessions, total)` is called after every call.
+
+    In a job of several processes (a mesh over them) `states` are this process's sessions, `padded_size` the rows
+    it feeds (`parallel.local_rows(...).size`) and `count` how many of `states` are real (a process with none
+    passes one session as a template, count 0); every process calls until all sessions of the job have finished.
     """
     mesh = parallel.data_mesh() if mesh is None else mesh
     run = make_batched_step(cfg, mesh, steps_per_call)
     G = parallel.replicate(G, mesh)
-    batched, count = pad_sessions(stack_states(states), mesh)
+    batched, count = pad_sessions(stack_states(states), mesh, padded_size, count)
     fields = ["points", "losses", "ws", "stop", "updated", "active"] + (["image"] if keep_images else [])
     history = {name: [] for name in fields}
-    limit = int(max(np.asarray(s.max_steps) for s in states)) + 1
+    own_limit = int(max(np.asarray(s.max_steps) for s in states[:count])) + 1 if count else 0
+    sizes = distributed.allgather_objects([count, own_limit])  # the job's session count and longest session
+    total, limit = sum(c for c, _ in sizes), max(lim for _, lim in sizes)
     for _ in range(0, limit + steps_per_call, steps_per_call):
         batched, out = run(G, batched)
+        out = parallel.to_host(out)
         for name in fields:
             history[name].append(np.asarray(getattr(out, name))[:count])
-        done = np.asarray(batched.done)[:count]
+        done = parallel.to_host(batched.done)[:count]
+        progress = distributed.allgather_objects([int(done.sum()), bool(done.all())])  # one answer for all
         if on_step is not None:
-            on_step(int(done.sum()), count)
-        if done.all():
+            on_step(sum(d for d, _ in progress), total)
+        if all(finished for _, finished in progress):
             break
     history = {name: np.concatenate(parts, axis=1) for name, parts in history.items()}  # [N, calls, ...]
     traces = []
@@ -513,7 +525,7 @@ def run_sessions(G: SplitModel, cfg: DragConfig, states: list[DragState], *, mes
         if keep_images:
             trace["images"] = trace.pop("image")
         traces.append(trace)
-    return unstack(jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], batched), count), traces
+    return unstack(jax.tree_util.tree_map(lambda leaf: leaf[:count], parallel.to_host(batched)), count), traces
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -592,18 +604,33 @@ def prepare_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], names: lis
     return states
 
 
+def owned_jobs(count: int, mesh=None) -> list[int]:
+    """The jobs (indices) whose sessions this process runs in `run_jobs` over `mesh` (default: `mesh_for(count)`):
+    all of them in a one-process job."""
+    mesh = parallel.mesh_for(count) if mesh is None else mesh
+    return list(parallel.local_rows(count, mesh).real) if parallel.multiprocess(mesh) else list(range(count))
+
+
 def run_jobs(G: SplitModel, cfg: DragConfig, jobs: list[DragJob], *, sessions: list[DragState] | None = None,
              mesh=None, steps_per_call: int = 1, on_step: Callable[[int, int], None] | None = None,
              names: list[str] | None = None) -> list[DragOutcome]:
     """Run drag jobs together until each has finished: all advance in one batched step per call, spread over
-    `mesh` (default: as many local devices as jobs, `parallel.mesh_for`). `sessions`: the jobs' `prepare_jobs`
-    sessions when the caller has checked them already (else they are prepared here). `on_step(finished, total)`
-    after every call."""
-    states = prepare_jobs(G, cfg, jobs, names) if sessions is None else sessions
+    `mesh` (default: as many devices as jobs, `parallel.mesh_for`). `sessions`: the sessions of the jobs this
+    process runs (`owned_jobs`: all of them in one process) when the caller has prepared them already (else they
+    are prepared here). `on_step(finished, total)` after every call. Returns the outcomes of those jobs: in a job
+    of several processes each process prepares, runs and returns only its own."""
     mesh = parallel.mesh_for(len(jobs)) if mesh is None else mesh
-    finals, traces = run_sessions(G, cfg, states, mesh=mesh, steps_per_call=steps_per_call, on_step=on_step)
+    mine = owned_jobs(len(jobs), mesh)
+    states = prepare_jobs(G, cfg, [jobs[i] for i in mine], names and [names[i] for i in mine]) \
+        if sessions is None else sessions
+    if len(states) != len(mine):
+        raise ValueError(f"{len(states)} sessions for the {len(mine)} jobs this process runs")
+    rows = parallel.local_rows(len(jobs), mesh) if parallel.multiprocess(mesh) else None
+    template = states or prepare_jobs(G, cfg, jobs[:1])  # a process with no job of its own feeds padding
+    finals, traces = run_sessions(G, cfg, template, mesh=mesh, steps_per_call=steps_per_call, on_step=on_step,
+                                  padded_size=None if rows is None else rows.size, count=len(states))
     return [DragOutcome(trace=trim_trace(trace, len(job.points), cfg.max_points),
                         targets=np.asarray(job.targets, np.int32),
                         final_ws=np.asarray(assemble_ws(cfg, state.w, state.w0, state.w_space), np.float32),
                         reached=bool(state.reached), steps_done=int(state.steps_done), mask_used=bool(state.use_mask))
-            for job, state, trace in zip(jobs, finals, traces)]
+            for job, state, trace in zip([jobs[i] for i in mine], finals, traces)]

@@ -259,7 +259,6 @@ RENDER_CHUNK = 8
 ENSEMBLE_RULES = ("mean", "vote")
 
 
-@functools.cache
 @functools.cache  # one program per (mode, tile, ensemble, mesh), so repeated calls reuse its compilations
 def _render_program(mode: str, tile: int, ensemble: str, mesh):
     def one(G, S, w):

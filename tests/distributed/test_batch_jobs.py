@@ -1,5 +1,5 @@
-"""`jaxgan lpips` and `jaxgan pix2pixhd` as jobs of two processes (two CPU devices each) on localhost: the same
-distances and the same images as one process with four devices (four problems, one per device in both runs)."""
+"""`jaxgan lpips`, `jaxgan pix2pixhd` and `jaxgan drag --jobs` as jobs of two processes on localhost: the same
+distances, images and drags as one process with as many devices (the same rows per device in both runs)."""
 
 import shutil
 
@@ -55,3 +55,28 @@ def test_pix2pixhd_images_of_a_job_are_those_of_one_process(pix2pixhd_checkpoint
     assert [p.name for p in one] == [p.name for p in two] and len(one) == 8
     for a, b in zip(one, two):
         np.testing.assert_array_equal(np.asarray(Image.open(b)), np.asarray(Image.open(a)), err_msg=a.name)
+
+
+def test_drag_jobs_of_a_job_are_those_of_one_process(tmp_path, tmp_path_factory):
+    """Three drag sessions on the 64 px fixture generator over two processes of one device each (process 0 runs
+    two, process 1 one beside a padding row) equal one process of two devices, file for file."""
+    import json
+
+    from tests.helpers import generator_checkpoint
+    jobs = [{"name": "a", "seed": 0, "points": [[32, 20]], "targets": [[32, 30]], "steps": 3, "trace": True},
+            {"name": "b", "seed": 1, "points": [[20, 20], [40, 44]], "targets": [[24, 20], [40, 40]], "steps": 2,
+             "space": "w", "trace": True},
+            {"name": "c", "seed": 2, "points": [[10, 50]], "targets": [[16, 50]], "steps": 4, "trace": True}]
+    (tmp_path / "jobs.json").write_text(json.dumps({"jobs": jobs}))
+    args = ["drag", generator_checkpoint(tmp_path_factory), "--jobs", tmp_path / "jobs.json"]
+    code, _, err = run_one_process(args + ["--outdir", tmp_path / "one"], devices=2)
+    assert code == 0, err
+    results = run_job(args + ["--outdir", tmp_path / "two"], devices_per_process=1)
+    assert [r[0] for r in results] == [0, 0], [r[2][-2000:] for r in results]
+    assert "(2 sessions)" in results[0][1] and "(1 session)" in results[1][1]
+    for name in "abc":
+        one, two = sorted((tmp_path / "one" / name).iterdir()), sorted((tmp_path / "two" / name).iterdir())
+        assert [p.name for p in one] == [p.name for p in two] == ["drag.gif", "drag.json", "drag.png",
+                                                                  "drag_trace.npz", "drag_ws.npy"]
+        for a, b in zip(one, two):
+            assert a.read_bytes() == b.read_bytes(), a

@@ -42,6 +42,21 @@ def run_alone(G, cfg, state):
     return state, outputs
 
 
+def test_padding_sessions_ride_along_finished():
+    """pad_sessions: padding rows (and a template session a process of several feeds when it has no job of its
+    own, count 0) are marked finished, whatever the padded size."""
+    G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
+    sessions = varied_sessions(drag_config(G))[:2]
+    stacked = drag.stack_states(sessions)
+    mesh = parallel.data_mesh()
+    padded, count = drag.pad_sessions(stacked, mesh)
+    assert count == 2 and np.asarray(padded.done).tolist() == [False, False, True, True]
+    template, none = drag.pad_sessions(drag.stack_states(sessions[:1]), mesh, size=1, count=0)
+    assert none == 0 and np.asarray(template.done).tolist() == [True]
+    wider, _ = drag.pad_sessions(stacked, mesh, size=6, count=1)
+    assert np.asarray(wider.done).tolist() == [False] + [True] * 5
+
+
 def test_batched_sharded_sessions_equal_each_session_alone():
     G, _, _ = drag_trace(DRAG_TRACE_HIGH_LR)
     cfg = drag_config(G)
