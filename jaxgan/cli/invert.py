@@ -138,8 +138,7 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     with_noise = space == "w" and bool(invert.noise_buffer_names(G))
     todo, kept = list(range(len(images))), {}
     if skip_existing:
-        done = distributed.any_true([all((outdir / f).exists() for f in invert_outputs.output_names(n, with_noise)
-                                         .values()) for n in names])
+        done = distributed.any_true(invert_outputs.finished(outdir, names, with_noise))  # seen by any process
         todo = [i for i in todo if not done[i]]
         kept = invert_outputs.previous_entries(outdir / invert_outputs.SUMMARY_NAME, settings)
         if not todo:

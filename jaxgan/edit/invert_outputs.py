@@ -229,15 +229,9 @@ def summary_of(entries: list[dict], *, checkpoint, lpips_checkpoint, settings: d
                    images=entries)
 
 
-def inversion_files(G, sources, targets, result: dict, *, checkpoint, lpips_checkpoint, settings: dict):
-    """({file name: write(file)}, report lines) for the results of `invert.invert_images` on the images read from
-    `sources` (paths; `targets` are their [H, W, C] arrays in [-1, 1]): every image's files, then invert.json.
-    `settings` holds the method's config dataclass under "config"."""
-    files, entries, lines = batch_files(G, unique_names(sources), sources, targets, result, settings=settings)
-    doc = summary_of(entries, checkpoint=checkpoint, lpips_checkpoint=lpips_checkpoint, settings=settings,
-                     loss_names=result["loss_names"])
-    files[SUMMARY_NAME] = summary_file(doc)
-    return files, lines
+def finished(outdir: Path, names, with_noise: bool) -> list[bool]:
+    """Whether each image NAME of `names` has all its outputs in `outdir` (what --skip-existing skips)."""
+    return [all((Path(outdir) / f).exists() for f in output_names(name, with_noise).values()) for name in names]
 
 
 def previous_entries(path: Path, settings: dict) -> dict[str, dict]:
