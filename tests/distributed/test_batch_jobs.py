@@ -12,6 +12,7 @@ from jaxgan.cli import main
 from tests.helpers import fixture_path, lpips_checkpoint, run_job, run_one_process
 
 
+@pytest.mark.slow  # CI runs the generate, invert and train jobs; these share their machinery
 def test_lpips_distances_of_a_job_are_those_of_one_process(tmp_path, tmp_path_factory):
     lpips = lpips_checkpoint(tmp_path_factory)[0]
     rng = np.random.default_rng(1)
@@ -38,6 +39,7 @@ def pix2pixhd_checkpoint(tmp_path_factory):
     return dst
 
 
+@pytest.mark.slow
 def test_pix2pixhd_images_of_a_job_are_those_of_one_process(pix2pixhd_checkpoint, tmp_path):
     labels, insts = tmp_path / "labels", tmp_path / "insts"
     labels.mkdir()
@@ -57,6 +59,7 @@ def test_pix2pixhd_images_of_a_job_are_those_of_one_process(pix2pixhd_checkpoint
         np.testing.assert_array_equal(np.asarray(Image.open(b)), np.asarray(Image.open(a)), err_msg=a.name)
 
 
+@pytest.mark.slow  # 50 s on 2 cores: DragGAN's step compiled by three processes
 def test_drag_jobs_of_a_job_are_those_of_one_process(tmp_path, tmp_path_factory):
     """Three drag sessions on the 64 px fixture generator over two processes of one device each (process 0 runs
     two, process 1 one beside a padding row) equal one process of two devices, file for file."""
