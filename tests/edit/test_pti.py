@@ -51,6 +51,7 @@ def one_device():
     return parallel.data_mesh(jax.local_devices()[:1])
 
 
+@pytest.mark.slow  # a batch-equivalence variant (31 s on 2 cores); tests/serve/test_pti_sessions.py batches PTI too
 def test_a_photos_tuning_does_not_depend_on_its_batch():
     G, A, ws, targets = setup()
     keys = invert.image_keys(5, [0, 1])

@@ -180,6 +180,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(G, tmp_path):
         train_encoder(G, None, tmp_path / "parts", other, resume=True, **kwargs)
 
 
+@pytest.mark.slow  # a batch-equivalence variant (46 s on 2 cores): CI's other encoder runs are data-parallel too
 def test_a_data_parallel_run_equals_a_one_device_run(G, tmp_path):
     """TINY's batches (4 real, 2 sampled) shard over 2 of the 4 test devices; the same 6 iterations on one device
     give the same losses and encoder, up to the order of floating-point sums in the BatchNorm statistics and the
