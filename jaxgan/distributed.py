@@ -152,7 +152,7 @@ def primary_result(fn):
         try:
             outcome = {"value": fn()}
         except (ValueError, OSError) as e:
-            outcome = {"error": str(e), "type": type(e).__name__}
+            outcome = {"error": str(e)}
     outcome = allgather_objects(outcome)[0]
     if "error" in outcome:
         raise ValueError(outcome["error"])
@@ -196,3 +196,8 @@ def lost_peer(error: BaseException) -> bool:
 def describe() -> str:
     """'process I of N' (for messages), '' in a one-process job."""
     return f"process {process_index()} of {process_count()}" if process_count() > 1 else ""
+
+
+def message_prefix() -> str:
+    """'process I of N: ' to start a process's report line with, '' in a one-process job."""
+    return f"{describe()}: " if process_count() > 1 else ""

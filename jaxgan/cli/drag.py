@@ -147,6 +147,6 @@ def drag_command(ckpt, seed, trunc, ws_file, points, targets, mask_file, space, 
                     drag_outputs.output_files(result, checkpoint=ckpt, settings=summary_settings,
                                               trace_file=trace_file))
         click.echo(drag_outputs.result_line(result))
-    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    who = distributed.message_prefix()
     click.echo(f"{who}wrote {outdir}" + (f" ({plural(len(mine), 'session')})" if jobs_file is not None else "")
                + (f" and {trace_file}" if trace_file is not None else ""))

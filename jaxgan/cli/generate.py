@@ -118,7 +118,7 @@ def generate_command(ckpt, seeds, z_file, ws_file, truncation_psi, truncation_cu
         write_files(outdir, {"grid.png": png(tile_grid(sampling.to_uint8(images)))})
     if raw_file is not None:
         write_files(raw_file.parent, {raw_file.name: npy(images.astype(np.float32))})
-    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    who = distributed.message_prefix()
     click.echo(f"{who}wrote {len(written)} images to {outdir}" + (f" and {raw_file}" if raw_file else "")
                + (f" ({skipped} there already)" if skipped else ""))
     totals = distributed.allgather_objects(len(written))  # also the job's last barrier: a lost process shows here

@@ -172,7 +172,7 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
                                       batch_size=batch_size, steps_per_call=steps_per_call, indices=todo,
                                       on_progress=bar.update, on_batch=write_batch)
         bar.update(bar.length - bar.pos)
-    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    who = distributed.message_prefix()
     skipped = len(images) - len(todo)
     summary = f" and {invert_outputs.SUMMARY_NAME}" if distributed.is_primary() else ""
     click.echo(f"{who}wrote {plural(len(result['rows']), 'inversion')}{summary} to {outdir}"

@@ -40,9 +40,10 @@ def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdi
     --no_instance. Maps are used at their own size, which must be a multiple of 2**(n_downsample_global +
     n_local_enhancers) (32 for label2city_1024p): no resizing. Every map is checked (ids below label_nc, sizes,
     pairs) before anything runs. With --coordinator / --num-processes / --process-id (or under srun) one job
-    spans several processes, each synthesising and writing its share of every size group. For each label map NAME.png OUTDIR gets NAME_synthesized_image.png (converted as
-    util.tensor2im: (x + 1) / 2 * 255, clipped, truncated to uint8) and NAME_input_label.png (a colour preview of
-    the labels: the Cityscapes colours for label_nc 35, else the PASCAL VOC colour map).
+    spans several processes, each synthesising and writing its share of every size group. For each label map
+    NAME.png OUTDIR gets NAME_synthesized_image.png (converted as util.tensor2im: (x + 1) / 2 * 255, clipped,
+    truncated to uint8) and NAME_input_label.png (a colour preview of the labels: the Cityscapes colours for
+    label_nc 35, else the PASCAL VOC colour map).
 
     \b
     Examples:
@@ -86,7 +87,7 @@ def pix2pixhd_command(ckpt, labels_path, inst_path, label_nc, no_instance, outdi
                 files[label_path.stem + PREVIEW_SUFFIX] = png_writer(label_maps.preview(label, cfg.label_nc))
             write_files(outdir, files)
             written += len(mine)
-    who = f"{distributed.describe()}: " if distributed.process_count() > 1 else ""
+    who = distributed.message_prefix()
     click.echo(f"{who}wrote {plural(written, 'image')} and label previews to {outdir}")
 
 

@@ -1,9 +1,10 @@
-"""`jaxgan train` as a job of two processes (one CPU device each) on localhost is bit for bit the one-process run
-with two devices and the same global batch: the same networks, training state and logged losses, also when the job
-stops and is resumed (slow-marked: its state read by process 0 alone and broadcast to the other). The two runs do the same arithmetic: each device trains on the same half of every batch with
-the same random draws (keys fold in the device's place on the mesh), and the all-reduce of two values is the same
-sum whichever process adds them. The regularisers are off (their phases would only add compile time: what is
-distributed about them, the pmean of their gradients and of the path-length mean, is Gmain's and Dmain's too)."""
+"""`jaxgan train` as a job of two processes (one CPU device each) on localhost is bit for bit the one-process run with
+two devices and the same global batch: the same networks, training state and logged losses, also when the job stops
+and is resumed (slow-marked: its state read by process 0 alone and broadcast to the other). The two runs do the same
+arithmetic: each device trains on the same half of every batch with the same random draws (keys fold in the device's
+place on the mesh), and the all-reduce of two values is the same sum whichever process adds them. The regularisers
+are off (their phases would only add compile time: what is distributed about them, the pmean of their gradients and
+of the path-length mean, is Gmain's and Dmain's too)."""
 
 import json
 
