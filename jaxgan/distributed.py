@@ -144,6 +144,20 @@ def allgather_objects(obj) -> list:
     return [json.loads(bytes(row[:int(size)]).decode()) for row, size in zip(rows, sizes)]
 
 
+def allgather_rows(rows) -> np.ndarray:
+    """Every process's array `rows` (the same shape but for the leading axis) joined along that axis in process
+    order, on every process (one process: `rows`). For per-item results whose one summary file process 0 writes."""
+    rows = np.asarray(rows)
+    if process_count() == 1:
+        return rows
+    from jax.experimental import multihost_utils
+    sizes = np.asarray(multihost_utils.process_allgather(np.int64(rows.shape[0]))).reshape(-1)
+    padded = np.zeros((int(sizes.max()),) + rows.shape[1:], rows.dtype)
+    padded[:rows.shape[0]] = rows
+    gathered = np.asarray(multihost_utils.process_allgather(padded)).reshape((len(sizes),) + padded.shape)
+    return np.concatenate([part[:int(size)] for part, size in zip(gathered, sizes)], axis=0)
+
+
 def primary_result(fn):
     """fn() evaluated on process 0 only, its JSON-able result returned on every process; an exception of process 0
     (its message) is raised as ValueError on all of them, so every process stops with the same error."""

@@ -139,7 +139,8 @@ def _lost_peer_text(error: BaseException) -> str:
     from jaxgan import distributed
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (f"{distributed.describe()}: another process of this job stopped (see its log); outputs written so far "
-            f"are complete, rerun the same command with --skip-existing to finish. ({first[:200]})")
+            f"are complete, rerun the same command to finish (with --skip-existing, generate and invert do only "
+            f"what is missing). ({first[:200]})")
 
 
 def _stop_job(message: str) -> None:

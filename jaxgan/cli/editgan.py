@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, encoder_batch_norm, encoder_options, load_encoder, load_generator,
-                               load_lpips, lpips_option, outdir_option, parse_seeds, plural, progress, reports_errors,
-                               seg_option, write_files)
+from jaxgan.cli.common import (CHECKPOINT, SEG_HINT, distributed_options, encoder_batch_norm, encoder_options,
+                               load_encoder, load_generator, load_lpips, lpips_option, outdir_option, parse_seeds,
+                               plural, progress, reports_errors, seg_option, write_files)
 from jaxgan.cli.editgan_train import names_option, read_class_names, train_seg_command
 from jaxgan.edit.editgan import EditConfig
 
@@ -114,12 +114,26 @@ def seg_command(ckpt, seg_ckpt, seeds, ws_file, truncation_psi, mode, ensemble, 
     click.echo(f"segmented {plural(len(names), 'image')} into {num_classes} classes; wrote {outdir}")
 
 
-def per_latent(paths, count: int, option: str, read):
-    """One file for all latents, or one per latent."""
+def per_latent(paths, count: int, option: str, read, rows, shape):
+    """[len(rows), *shape] of one file for all `count` latents, or one per latent: only the files of `rows` (this
+    process's latents) are read."""
+    import numpy as np
     if len(paths) not in (1, count):
         raise click.UsageError(f"give {option} once (for every latent) or once per latent ({count})")
-    arrays = [read(p) for p in paths]
-    return arrays * count if len(arrays) == 1 else arrays
+    if not rows:
+        return np.zeros((0,) + tuple(shape))
+    if len(paths) == 1:
+        return np.stack([read(paths[0])] * len(rows))
+    return np.stack([read(paths[i]) for i in rows])
+
+
+def write_summary(outdir: Path, own_entries: list, own_ws, summary_files) -> None:
+    """The summary of every process's items, written once (by process 0): `summary_files(ws, entries)`."""
+    from jaxgan import distributed
+    entries = [entry for part in distributed.allgather_objects(own_entries) for entry in part]
+    ws = distributed.allgather_rows(own_ws)  # also the job's last barrier: a lost process shows here
+    if distributed.is_primary():
+        write_files(outdir, summary_files(ws, entries))
 
 
 @editgan_group.command("edit")
@@ -145,6 +159,7 @@ def per_latent(paths, count: int, option: str, read):
 @outdir_option()
 @click.option("--steps-per-call", type=click.IntRange(min=1), default=1, show_default=True,
               help="Optimisation steps run inside one compiled call.")
+@distributed_options
 @reports_errors
 def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, region_files, steps, encoder_ckpt,
                  encoder_bn, names_file, outdir, steps_per_call):
@@ -157,15 +172,15 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
     NAME_labels.png (its segmentation, class ids), NAME_compare.png (before / after, images and segmentations,
     region outlined), NAME_vector.npz (the edit vector: w_edited - w and the class ids it changes); plus
     ws_edited.npy and edit.json (losses, class ids, region sizes). With one edit, the vector is also written as
-    edit_vector.npz.
+    edit_vector.npz. With --coordinator / --num-processes / --process-id (or under srun) the edits are shared out
+    over several processes, each reading and writing its own; process 0 writes ws_edited.npy and edit.json.
 
     \b
     Example:
       jaxgan editgan edit car --seg car-seg --lpips lpips-vgg --ws seg/ws.npy --index 1 \\
           --target-seg target.png --region region.png --outdir edit
     """
-    import numpy as np
-
+    from jaxgan import distributed
     from jaxgan.edit import editgan as eg
     from jaxgan.edit import editgan_outputs as out
     if encoder_bn is not None and encoder_ckpt is None:
@@ -187,26 +202,30 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
         if bad:
             raise ValueError(f"--index {bad[0]} is out of range: {ws_file} has {len(ws)} latents")
         ws, names = ws[rows], [names[r] for r in rows]
-    res, num_classes = G.config.img_resolution, S.config.num_classes
-    targets = np.stack(per_latent(target_files, len(ws), "--target-seg",
-                                  lambda p: out.read_label_png(p, num_classes, res)))
-    regions = np.stack(per_latent(region_files, len(ws), "--region", lambda p: out.read_region_png(p, res)))
+    res, num_classes, count = G.config.img_resolution, S.config.num_classes, len(ws)
+    mine, padded_size = eg.owned_edits(count)  # all edits, unless this is one process of several
+    targets = per_latent(target_files, count, "--target-seg", lambda p: out.read_label_png(p, num_classes, res),
+                         mine, (res, res)).astype(int)
+    regions = per_latent(region_files, count, "--region", lambda p: out.read_region_png(p, res), mine,
+                         (res, res)).astype(bool)
     class_names = read_class_names(names_file, num_classes)
     encoder_bn = encoder_batch_norm(encoder_ckpt, encoder_bn)
     cfg = EditConfig(steps=steps, **({} if encoder_bn is None else {"encoder_batch_norm": encoder_bn}))
-    with progress(cfg.updates, f"editing {plural(len(ws), 'latent')}") as bar:
-        result = eg.edit(G, S, lpips, ws, targets, regions, cfg, steps_per_call=steps_per_call,
-                         on_progress=bar.update, encoder=encoder)
+    with progress(cfg.updates, f"editing {plural(count, 'latent')}") as bar:
+        result = eg.edit(G, S, lpips, ws[mine], targets, regions, cfg, steps_per_call=steps_per_call,
+                         on_progress=bar.update, encoder=encoder, padded_size=padded_size)
     meta = {"resolution": res, "num_classes": num_classes, "steps": steps, "lr": cfg.learning_rate,
             "checkpoint": str(ckpt), "segmentation_checkpoint": str(seg_ckpt)}
     header = {"checkpoint": str(ckpt), "segmentation": str(seg_ckpt), "ws": str(ws_file),
               "encoder": None if encoder_ckpt is None else str(encoder_ckpt), "settings": dataclasses.asdict(cfg)}
-    files, lines = out.edit_files(names, result, regions, num_classes, class_names, meta, header,
-                                  result["loss_names"])
+    files, entries, lines = out.edit_files([names[i] for i in mine], result, regions, num_classes, class_names, meta,
+                                           result["loss_names"], single=count == 1)
     for line in lines:
         click.echo(line)
     write_files(outdir, files)
-    click.echo(f"wrote {plural(len(names), 'edit')} to {outdir}")
+    write_summary(outdir, entries, result["ws"],
+                  lambda ws, entries: out.edit_summary_files(ws, entries, header, result["loss_names"]))
+    click.echo(f"{distributed.message_prefix()}wrote {plural(len(mine), 'edit')} to {outdir}")
 
 
 @editgan_group.command("apply")
@@ -228,13 +247,16 @@ def edit_command(ckpt, seg_ckpt, lpips_ckpt, ws_file, indices, target_files, reg
 @latent_options
 @names_option
 @outdir_option()
+@distributed_options
 @reports_errors
 def apply_command(ckpt, seg_ckpt, vector_file, scale, refine, class_ids_text, lpips_ckpt, seeds, ws_file,
                   truncation_psi, names_file, outdir):
     """Apply an edit vector to latents, optionally followed by self-supervised refinement (EditGAN).
 
     Per image NAME: NAME_after.png, NAME_labels.png (segmentation after, class ids), NAME_compare.png (before /
-    after); plus ws_after.npy (N, num_ws, w_dim) and apply.json. --scale 0 returns the latents unchanged.
+    after); plus ws_after.npy (N, num_ws, w_dim) and apply.json. --scale 0 returns the latents unchanged. With
+    --coordinator / --num-processes / --process-id (or under srun) the latents are shared out over several
+    processes, each refining and writing its own; process 0 writes ws_after.npy and apply.json.
 
     \b
     Examples:
@@ -242,6 +264,7 @@ def apply_command(ckpt, seg_ckpt, vector_file, scale, refine, class_ids_text, lp
       jaxgan editgan apply car --seg car-seg --vector edit/edit_vector.npz --ws ws.npy --scale 1.5 \\
           --refine 30 --lpips lpips-vgg --outdir refined
     """
+    from jaxgan import distributed
     from jaxgan.edit import editgan as eg
     from jaxgan.edit import editgan_outputs as out
     lpips = load_lpips(lpips_ckpt) if refine > 1 else None
@@ -253,16 +276,20 @@ def apply_command(ckpt, seg_ckpt, vector_file, scale, refine, class_ids_text, lp
     if refine > 1 and not class_ids:
         raise ValueError(f"{vector_file} stores no class ids; give --class-ids for --refine")
     ws, names = latents_of(G, seeds, ws_file, truncation_psi)
+    mine, _ = eg.owned_edits(len(ws))  # all latents, unless this is one process of several
     cfg = EditConfig(steps=refine)
     with progress(cfg.updates, f"refining {plural(len(ws), 'latent')}") as bar:
-        result = eg.apply_and_refine(G, S, lpips, ws, vector, class_ids, scale, cfg, on_progress=bar.update)
+        result = eg.apply_and_refine(G, S, lpips, ws[mine], vector, class_ids, scale, cfg, on_progress=bar.update)
     header = {"checkpoint": str(ckpt), "segmentation": str(seg_ckpt), "vector": str(vector_file), "scale": scale,
               "refine": refine, "class_ids": class_ids}
-    files, entries = out.apply_files(names, result, class_ids, num_classes, class_names, header, eg.LOSS_NAMES)
+    files, entries = out.apply_files([names[i] for i in mine], result, class_ids, num_classes, class_names,
+                                     eg.LOSS_NAMES)
     skipped = [e["name"] for e in entries if refine > 1 and e["refined_region_pixels"] == 0]
     if skipped:
         click.echo(f"note: {', '.join(skipped)} show none of classes {class_ids} before or after the vector; "
                    "left unrefined", err=True)
     write_files(outdir, files)
-    click.echo(f"applied {vector_file.name} at scale {scale:g} to {plural(len(names), 'latent')}"
-               f"{f' with {refine} refinement steps' if refine > 1 else ''}; wrote {outdir}")
+    write_summary(outdir, entries, result["ws"], lambda ws, entries: out.apply_summary_files(ws, entries, header))
+    click.echo(f"{distributed.message_prefix()}applied {vector_file.name} at scale {scale:g} to "
+               f"{plural(len(mine), 'latent')}{f' with {refine} refinement steps' if refine > 1 else ''}; "
+               f"wrote {outdir}")

@@ -27,6 +27,11 @@ power of two, padding weighted 0), so many edits with different regions `jax.vma
 sharded over devices with `jaxgan.parallel`. It compiles once per (batch shape, capacity). The segmentation loss
 gathers features only at the region's pixels (`segbranch.pixel_logits`); the 5.9 GiB feature stack of the
 official step at 512 px never exists.
+
+In a job of several processes (`jaxgan.distributed`) the optimisation runs on one mesh over every process's devices
+and each process holds only its own edits (`owned_edits`); the processes agree on the region capacity and on how
+many rows each feeds, so every process runs the same program. Rendering and segmenting run on each process's own
+devices: they are independent per image, so no process waits for another's.
 """
 
 import dataclasses
@@ -39,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import parallel
+from jaxgan import distributed, parallel
 from jaxgan.edit.invert import as_rgb
 from jaxgan.loops import scan_steps
 from jaxgan.models import encoder as encoder_model
@@ -109,7 +114,8 @@ class EditState:
     step: Any
 
 
-for _cls, _fields in ((EditProblem, [f.name for f in dataclasses.fields(EditProblem)]), (EditState, ["w", "adam", "step"])):
+for _cls, _fields in ((EditProblem, [f.name for f in dataclasses.fields(EditProblem)]),
+                      (EditState, ["w", "adam", "step"])):
     jax.tree_util.register_dataclass(_cls, data_fields=_fields, meta_fields=[])
 
 
@@ -146,13 +152,29 @@ def region_pixels(region: np.ndarray, labels: np.ndarray, capacity: int):
             padded(np.ones(count), np.float32))
 
 
-def make_problems(w_start, reference01, regions, target_labels, cfg: EditConfig, capacity: int | None = None):
-    """Host-side EditProblems for N edits: regions [N, H, W] bool (undilated), target labels [N, H, W]."""
-    dilated = np.stack([dilate_square(r, cfg.dilation) for r in regions])
-    counts = dilated.reshape(len(dilated), -1).sum(axis=1)
-    capacity = capacity_for(int(counts.max())) if capacity is None else capacity
+def job_capacity(counts, mesh=None) -> int:
+    """The region capacity for edits with `counts` dilated region pixels; over a mesh of several processes the
+    largest of every process's (each process holds only its own edits, and all must run one program)."""
+    capacity = capacity_for(int(np.max(counts, initial=0)))
+    if mesh is not None and parallel.multiprocess(mesh):
+        capacity = max(distributed.allgather_objects(capacity))
+    return capacity
+
+
+def make_problems(w_start, reference01, regions, target_labels, cfg: EditConfig, capacity: int | None = None,
+                  mesh=None):
+    """Host-side EditProblems for N edits (N may be 0: a process of a job with no edit of its own): regions
+    [N, H, W] bool (undilated), target labels [N, H, W]. capacity: default `job_capacity` over `mesh`."""
+    regions = np.asarray(regions, bool)
+    dilated = np.zeros(regions.shape, bool)
+    for i, region in enumerate(regions):
+        dilated[i] = dilate_square(region, cfg.dilation)
+    counts = dilated.sum(axis=(1, 2))
+    capacity = job_capacity(counts, mesh) if capacity is None else capacity
     pixels = [region_pixels(d, t, capacity) for d, t in zip(dilated, target_labels)]
-    ys, xs, labels, weights = (np.stack(p) for p in zip(*pixels))
+    columns = list(zip(*pixels)) if pixels else [()] * 4
+    ys, xs, labels, weights = (np.stack(c) if pixels else np.zeros((0, capacity), dtype)
+                               for c, dtype in zip(columns, (np.int32, np.int32, np.int32, np.float32)))
     return EditProblem(w_start=np.asarray(w_start, np.float32), reference=np.asarray(reference01, np.float32),
                        outside=(~dilated).astype(np.float32), roi_y=ys, roi_x=xs, roi_label=labels,
                        roi_weight=weights), dilated
@@ -227,26 +249,28 @@ def _batched_steps(cfg: EditConfig, mesh, steps_per_call: int):
 
 def optimize(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProblem, cfg: EditConfig, *,
              mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
-             encoder: SplitModel | None = None):
+             encoder: SplitModel | None = None, padded_size: int | None = None):
     """Run cfg.updates Adam updates on every problem at once; returns (final ws [N, num_ws, w_dim], losses
     [N, updates, columns] in `loss_names(encoder is not None)` order). The problems are split over `mesh`
-    (default: up to N local devices). `encoder`: EditGAN's encoder, for the official encoder regulariser."""
+    (default: up to N devices). `encoder`: EditGAN's encoder, for the official encoder regulariser.
+    padded_size: the rows this process feeds the mesh (default: N rounded up to the mesh size); over a mesh of
+    several processes `problems` are this process's own and padded_size is the same on every process."""
     count = problems.w_start.shape[0]
-    # Default: one device per problem up to all local devices (padding a single edit to 8 copies helps no one).
+    # Default: one device per problem up to all devices (padding a single edit to 8 copies helps no one).
     mesh = parallel.mesh_for(count) if mesh is None else mesh
-    states = jax.vmap(init_state)(jnp.asarray(problems.w_start))
+    size = -(-count // mesh.devices.size) * mesh.devices.size if padded_size is None else padded_size
+    problems_p = parallel.pad_rows(problems, size)  # padding repeats the last problem, zeros where there is none
+    states_p = jax.tree_util.tree_map(np.asarray, jax.vmap(init_state)(jnp.asarray(problems_p.w_start)))
     shared = parallel.replicate((G, S, lpips) + (() if encoder is None else (encoder,)), mesh)
-    batched, _ = parallel.pad_problems((problems, jax.tree_util.tree_map(np.asarray, states)), mesh.devices.size)
-    problems_p, states_p = batched
     losses, done = [], 0
     while done < cfg.updates:
         k = min(steps_per_call, cfg.updates - done)
         states_p, step_losses = _batched_steps(cfg, mesh, k)(shared, (problems_p, states_p))
-        losses.append(np.asarray(step_losses)[:count])
+        losses.append(parallel.to_host(step_losses)[:count])
         done += k
         if on_progress is not None:
             on_progress(k)
-    ws = np.asarray(states_p.w)[:count]
+    ws = parallel.to_host(states_p.w)[:count]
     columns = len(loss_names(encoder is not None))
     return ws, (np.concatenate(losses, axis=1) if losses else np.zeros((count, 0, columns), np.float32))
 
@@ -281,12 +305,17 @@ def render_with_uncertainty(G: SplitModel, S: SplitModel, ws, mode: str = "bilin
     mode: `bilinear` is the official display path, `nearest` the one the losses use. ensemble: `mean` (EditGAN:
     argmax of the mean logits) or `vote` (DatasetGAN: majority of the models' argmaxes). At most RENDER_CHUNK images
     per device at a time (the last chunk padded, so one shape compiles), so memory does not grow with N; spread
-    over `mesh` (default: as many local devices as latents)."""
+    over `mesh` (default: as many of this process's devices as latents: in a job of several processes each
+    renders its own latents, N may be 0)."""
     if ensemble not in ENSEMBLE_RULES:
         raise ValueError(f"ensemble must be one of {ENSEMBLE_RULES}, got {ensemble!r}")
     segbranch.check_compatible(segbranch.FeatureLayout.of_generator(G.config), S.config)
     ws = np.asarray(ws, np.float32)
-    mesh = parallel.mesh_for(len(ws)) if mesh is None else mesh
+    if len(ws) == 0:
+        res, channels = G.config.img_resolution, G.config.img_channels
+        return (np.zeros((0, res, res, channels), np.float32), np.zeros((0, res, res), np.int32),
+                np.zeros((0,), np.float32))
+    mesh = parallel.mesh_for(len(ws), jax.local_devices()) if mesh is None else mesh
     return parallel.map_chunks(_render_program(mode, tile, ensemble, mesh), (G, S), ws, batch_size=RENDER_CHUNK,
                                mesh=mesh)
 
@@ -327,9 +356,19 @@ def check_edit_inputs(G: SplitModel, S: SplitModel, ws, targets, regions):
         raise ValueError(f"edit region {empty[0]} marks no pixels; there is nothing to edit")
 
 
+def owned_edits(count: int, mesh=None) -> tuple[list[int], int | None]:
+    """(the edits, as indices into the job's `count`, that this process holds in `edit` over `mesh` (default:
+    `mesh_for(count)`), the `padded_size` it feeds): all of them and None in a one-process job."""
+    mesh = parallel.mesh_for(count) if mesh is None else mesh
+    if not parallel.multiprocess(mesh):
+        return list(range(count)), None
+    rows = parallel.local_rows(count, mesh)
+    return list(rows.real), rows.size
+
+
 def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, cfg: EditConfig | None = None, *,
          mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
-         encoder: SplitModel | None = None) -> dict:
+         encoder: SplitModel | None = None, padded_size: int | None = None) -> dict:
     """EditGAN edits of N latents at once (`Tool.run_optimization_editGAN`).
 
     ws [N, num_ws, w_dim] (W+), targets [N, H, W] class ids (the wanted segmentation; only its region pixels
@@ -337,11 +376,15 @@ def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, 
     `vectors` (ws - input), `class_ids` (list per edit, `touched_classes`), `images` / `labels` before and after
     (display path, bilinear), `losses` [N, updates, columns] with their `loss_names`, `region_pixels` (dilated
     region sizes). `encoder`: EditGAN's encoder, whose regulariser the official edit loss includes.
+
+    In a job of several processes (`mesh` over them: the default there) ws, targets and regions are this process's
+    edits, `owned_edits`, and padded_size is the size it returns.
     """
     cfg = EditConfig() if cfg is None else cfg
-    prepared = prepare_edits(G, S, ws, targets, regions, cfg)
+    mesh = parallel.mesh_for(len(ws)) if mesh is None else mesh
+    prepared = prepare_edits(G, S, ws, targets, regions, cfg, mesh=mesh)
     edited, losses = optimize(G, S, lpips, prepared["problems"], cfg, mesh=mesh, steps_per_call=steps_per_call,
-                              on_progress=on_progress, encoder=encoder)
+                              on_progress=on_progress, encoder=encoder, padded_size=padded_size)
     images_after, labels_after = render(G, S, edited, tile=cfg.tile)
     return {
         "ws": edited, "vectors": edited - prepared["ws"], "losses": losses, "class_ids": prepared["class_ids"],
@@ -351,19 +394,20 @@ def edit(G: SplitModel, S: SplitModel, lpips: SplitModel, ws, targets, regions, 
     }
 
 
-def prepare_edits(G: SplitModel, S: SplitModel, ws, targets, regions, cfg: EditConfig) -> dict:
+def prepare_edits(G: SplitModel, S: SplitModel, ws, targets, regions, cfg: EditConfig, mesh=None) -> dict:
     """What `edit` optimises, checked and built on the host: `problems` (an EditProblem of N), `ws`, the display
     renders `images_before` / `labels_before`, `class_ids` (per edit, `touched_classes`) and `region_pixels` (the
-    dilated regions' sizes). The server steps these problems itself, a session at a time."""
+    dilated regions' sizes). The server steps these problems itself, a session at a time. `mesh`: the mesh they
+    will run on, whose processes agree on the region capacity (`job_capacity`)."""
     ws = np.asarray(ws, np.float32)
     targets, regions = np.asarray(targets), np.asarray(regions, bool)
     check_edit_inputs(G, S, ws, targets, regions)
     images_before, labels_before = render(G, S, ws, tile=cfg.tile)
     _, nearest_before = render(G, S, ws, mode=cfg.feature_mode, tile=cfg.tile)
-    problems, dilated = make_problems(ws, (images_before + 1) / 2, regions, targets.astype(np.int32), cfg)
+    problems, dilated = make_problems(ws, (images_before + 1) / 2, regions, targets.astype(np.int32), cfg, mesh=mesh)
     return {"problems": problems, "ws": ws, "images_before": images_before, "labels_before": labels_before,
             "class_ids": [touched_classes(b, t, r) for b, t, r in zip(nearest_before, targets, regions)],
-            "region_pixels": dilated.reshape(len(dilated), -1).sum(axis=1)}
+            "region_pixels": dilated.sum(axis=(1, 2))}
 
 
 def apply_vector(ws, vector, scale: float):
@@ -379,19 +423,29 @@ def apply_and_refine(G: SplitModel, S: SplitModel, lpips: SplitModel | None, ws,
     class_ids: the vector's classes (they define the refinement region). Returns `ws`, `images_before`,
     `labels_before`, `images_after`, `labels_after`, `losses` [N, updates, 4], and `region_pixels` [N] (0 where an
     image shows none of the classes before or after, so it is left as the vector made it).
+
+    In a job of several processes (`mesh` over them: the default there) ws are this process's latents (any share
+    of the job's). Which of them need refining depends on the images, so the refinements are pooled over the
+    processes and split over the devices as one process would split them (`optimize_pooled`).
     """
     cfg = EditConfig(steps=0) if cfg is None else cfg
     if cfg.updates > 0 and lpips is None:
         raise ValueError("refinement needs an LPIPS model")
-    prepared = prepare_refinements(G, S, ws, vector, class_ids, scale, cfg)
+    job_mesh = parallel.mesh_for(len(ws)) if mesh is None else mesh
+    prepared = prepare_refinements(G, S, ws, vector, class_ids, scale, cfg, mesh=job_mesh)
     moved = prepared["moved"]
     result = {"images_before": prepared["images_before"], "labels_before": prepared["labels_before"], "ws": moved,
               "losses": np.zeros((len(moved), cfg.updates, len(LOSS_NAMES)), np.float32),  # 0 where not refined
               "region_pixels": prepared["region_pixels"]}
     idx = prepared["refined"]
-    if len(idx):
+    refined = None
+    if parallel.multiprocess(job_mesh) and cfg.updates > 0:
+        refined, losses = optimize_pooled(G, S, lpips, prepared["problems"], cfg, mesh=job_mesh,
+                                          steps_per_call=steps_per_call, on_progress=on_progress)
+    elif len(idx):
         refined, losses = optimize(G, S, lpips, prepared["problems"], cfg, mesh=mesh, steps_per_call=steps_per_call,
                                    on_progress=on_progress)
+    if refined is not None:
         result["ws"] = moved.copy()
         result["ws"][idx] = refined
         result["losses"][idx] = losses
@@ -399,10 +453,35 @@ def apply_and_refine(G: SplitModel, S: SplitModel, lpips: SplitModel | None, ws,
     return result
 
 
-def prepare_refinements(G: SplitModel, S: SplitModel, ws, vector, class_ids, scale: float, cfg: EditConfig) -> dict:
+def optimize_pooled(G: SplitModel, S: SplitModel, lpips: SplitModel, problems: EditProblem, cfg: EditConfig, *,
+                    mesh, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
+                    encoder: SplitModel | None = None):
+    """`optimize` of every process's `problems` (any number each, 0 included) as one batch over `mesh`, a mesh of
+    several processes with the same region capacity: the batch is split over the devices as one process would
+    split it, whichever process a problem came from, so each device runs the rows and the program it would run in
+    one process (Adam's normalised steps magnify any rounding difference) and the work is spread evenly. Returns
+    this process's (ws, losses). Every process holds the pooled problems meanwhile, as one process holds all."""
+    counts = distributed.allgather_objects(int(problems.w_start.shape[0]))
+    start = sum(counts[:jax.process_index()])
+    total = sum(counts)
+    if total == 0:
+        return np.zeros(problems.w_start.shape, np.float32), np.zeros((0, cfg.updates, len(loss_names(
+            encoder is not None))), np.float32)
+    pooled = jax.tree_util.tree_map(distributed.allgather_rows, problems)
+    rows = parallel.local_rows(total, mesh)
+    own = jax.tree_util.tree_map(lambda a: a[rows.real.start:rows.real.stop], pooled)
+    ws, losses = optimize(G, S, lpips, own, cfg, mesh=mesh, steps_per_call=steps_per_call, on_progress=on_progress,
+                          encoder=encoder, padded_size=rows.size)
+    back = slice(start, start + counts[jax.process_index()])
+    return distributed.allgather_rows(ws)[back], distributed.allgather_rows(losses)[back]
+
+
+def prepare_refinements(G: SplitModel, S: SplitModel, ws, vector, class_ids, scale: float, cfg: EditConfig,
+                        mesh=None) -> dict:
     """What `apply_and_refine` optimises: `moved` (ws + scale * vector), the display renders of the inputs
     `images_before` / `labels_before`, `refined` (indices of the latents to refine: cfg.updates > 0 and an image
-    that shows one of the classes before or after), their `problems` (None when there are none) and
+    that shows one of the classes before or after), their `problems` (None when there are none, unless `mesh`
+    spans several processes: then an EditProblem of 0 rows, as the processes agree on the region capacity) and
     `region_pixels` [N] (0 where not refined)."""
     ws = np.asarray(ws, np.float32)
     gcfg = G.config
@@ -418,10 +497,10 @@ def prepare_refinements(G: SplitModel, S: SplitModel, ws, vector, class_ids, sca
         _, near_before = render(G, S, ws, mode=cfg.feature_mode, tile=cfg.tile)
         _, near_moved = render(G, S, moved, mode=cfg.feature_mode, tile=cfg.tile)
         regions = np.isin(near_before, class_ids) | np.isin(near_moved, class_ids)
-        idx = np.flatnonzero(regions.reshape(len(ws), -1).any(axis=1))
-        if len(idx):
+        idx = np.flatnonzero(regions.any(axis=(1, 2)))
+        if len(idx) or (mesh is not None and parallel.multiprocess(mesh)):
             out["problems"], dilated = make_problems(moved[idx], (images_before[idx] + 1) / 2, regions[idx],
-                                                     near_moved[idx], cfg)
+                                                     near_moved[idx], cfg, mesh=mesh)
             out["refined"] = idx
-            out["region_pixels"][idx] = dilated.reshape(len(idx), -1).sum(axis=1)
+            out["region_pixels"][idx] = dilated.sum(axis=(1, 2))
     return out

@@ -561,15 +561,14 @@ def seg_files(names, pixels, labels, uncertainty, ws, num_classes: int, class_na
     return files
 
 
-def edit_files(names, result: dict, regions, num_classes: int, class_names, meta: dict, header: dict,
-               loss_names) -> tuple[dict, list[str]]:
-    """(files, report lines) of `jaxgan editgan edit` for the result of `editgan.edit`: per edit NAME_after.png,
-    NAME_labels.png, NAME_compare.png, NAME_vector.npz (and edit_vector.npz for a single edit); ws_edited.npy and
-    edit.json. `meta` goes into every edit vector; `header` starts edit.json."""
+def edit_files(names, result: dict, regions, num_classes: int, class_names, meta: dict, loss_names,
+               single: bool) -> tuple[dict, list[dict], list[str]]:
+    """(files, edit.json entries, report lines) of `jaxgan editgan edit` for the result of `editgan.edit`: per edit
+    NAME_after.png, NAME_labels.png, NAME_compare.png, NAME_vector.npz (and edit_vector.npz when the job is a
+    `single` edit). `meta` goes into every edit vector. The summary files are `edit_summary_files`."""
     from jaxgan.sampling import to_uint8
     before, after = to_uint8(result["images_before"]), to_uint8(result["images_after"])
-    files = {"ws_edited.npy": lambda f: np.save(f, result["ws"])}
-    entries, lines = [], []
+    files, entries, lines = {}, [], []
     for i, name in enumerate(names):
         losses, class_ids = result["losses"][i], result["class_ids"][i]
         vector_meta = {**meta, **({"class_names": [class_names[c] for c in class_ids]} if class_names else {})}
@@ -579,7 +578,7 @@ def edit_files(names, result: dict, regions, num_classes: int, class_names, meta
             before[i], result["labels_before"][i], after[i], result["labels_after"][i], num_classes,
             region=regions[i], names=class_names))
         files[f"{name}_vector.npz"] = edit_vector_writer(result["vectors"][i], class_ids, vector_meta)
-        if len(names) == 1:
+        if single:
             files["edit_vector.npz"] = edit_vector_writer(result["vectors"][i], class_ids, vector_meta)
         entries.append({
             "name": name, "class_ids": class_ids, "region_pixels": int(result["region_pixels"][i]),
@@ -590,18 +589,22 @@ def edit_files(names, result: dict, regions, num_classes: int, class_names, meta
         if len(losses):
             lines.append(f"{name}: cross-entropy in the region {losses[0][2]:.4f} -> {losses[-1][2]:.4f}, "
                          f"LPIPS outside {losses[-1][0]:.4f}; classes {class_ids}")
-    files["edit.json"] = json_writer({**header, "loss_names": list(loss_names), "edits": entries})
-    return files, lines
+    return files, entries, lines
 
 
-def apply_files(names, result: dict, class_ids, num_classes: int, class_names, header: dict,
-                loss_names) -> tuple[dict, list[dict]]:
-    """(files, entries) of `jaxgan editgan apply` for the result of `editgan.apply_and_refine`: per image
-    NAME_after.png, NAME_labels.png, NAME_compare.png; ws_after.npy and apply.json (`header` + the entries)."""
+def edit_summary_files(ws, entries: list[dict], header: dict, loss_names) -> dict:
+    """`jaxgan editgan edit`'s summary of every edit: ws_edited.npy (the edited latents) and edit.json (`header`,
+    then the entries of `edit_files`)."""
+    return {"ws_edited.npy": lambda f: np.save(f, np.asarray(ws)),
+            "edit.json": json_writer({**header, "loss_names": list(loss_names), "edits": entries})}
+
+
+def apply_files(names, result: dict, class_ids, num_classes: int, class_names, loss_names) -> tuple[dict, list[dict]]:
+    """(files, apply.json entries) of `jaxgan editgan apply` for the result of `editgan.apply_and_refine`: per image
+    NAME_after.png, NAME_labels.png, NAME_compare.png. The summary files are `apply_summary_files`."""
     from jaxgan.sampling import to_uint8
     before, after = to_uint8(result["images_before"]), to_uint8(result["images_after"])
-    files = {"ws_after.npy": lambda f: np.save(f, result["ws"])}
-    entries = []
+    files, entries = {}, []
     for i, name in enumerate(names):
         region = (np.isin(result["labels_before"][i], class_ids) | np.isin(result["labels_after"][i], class_ids)
                   if class_ids else None)
@@ -613,5 +616,11 @@ def apply_files(names, result: dict, class_ids, num_classes: int, class_names, h
         losses = result["losses"][i]
         entries.append({"name": name, "refined_region_pixels": int(result["region_pixels"][i]),
                         "last": dict(zip(loss_names, map(float, losses[-1]))) if len(losses) else {}})
-    files["apply.json"] = json_writer({**header, "images": entries})
     return files, entries
+
+
+def apply_summary_files(ws, entries: list[dict], header: dict) -> dict:
+    """`jaxgan editgan apply`'s summary of every image: ws_after.npy and apply.json (`header`, then the entries of
+    `apply_files`)."""
+    return {"ws_after.npy": lambda f: np.save(f, np.asarray(ws)),
+            "apply.json": json_writer({**header, "images": entries})}
