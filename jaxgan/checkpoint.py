@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -75,7 +76,10 @@ def save_checkpoint(path, models: dict[str, SplitModel], meta: dict | None = Non
     path = Path(path).resolve()
     sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "models": {name: config_to_dict(m.config) for name, m in models.items()}, **(meta or {})}
-    tree = {name: {"params": nnx.to_pure_dict(m.params), "buffers": nnx.to_pure_dict(m.buffers)}
+    # Host copies: in a multi-process job orbax refuses to write a process-local jax.Array (it would wait for the
+    # other processes' shards), and a checkpoint is one process's file either way.
+    tree = {name: jax.tree.map(np.asarray, {"params": nnx.to_pure_dict(m.params),
+                                            "buffers": nnx.to_pure_dict(m.buffers)})
             for name, m in models.items()}
     with atomic_directory(path, replace=replace) as tmp:
         with process_checkpointer() as checkpointer:

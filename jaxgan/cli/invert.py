@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from jaxgan.cli.common import (CHECKPOINT, LPIPS_ALEX_ENV, LazyImages, distributed_options, encoder_batch_norm,
-                               encoder_options, load_encoder, load_generator, load_images, load_lpips, lpips_option,
+                               encoder_options, load_encoder, load_generator, load_lpips, lpips_option,
                                outdir_option, plural, progress, reports_errors, write_files)
 from jaxgan.edit.invert import EmbedConfig, ProjectorConfig
 from jaxgan.edit.pti import PTIConfig
@@ -86,7 +86,8 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     NAME_noise.npz (the optimised noise maps the reconstruction uses); plus invert.json with each image's final
     LPIPS, MSE and PSNR, the settings and the file names. Each batch's files are written as it finishes.
     With --coordinator / --num-processes / --process-id (or under srun) one job spans several processes: each
-    reads and inverts its share of every batch and writes its images' files; process 0 writes invert.json.
+    reads and inverts its share of every batch and writes its images' files; process 0 writes invert.json (with
+    --method pti each process tunes its share of every batch on its own devices).
 
     With --method pti (PTI's settings: the pivot from its W projector, 450 steps at lr 0.01 from the mean of 600
     mapped z; tuning with Adam 3e-4 on MSE + LPIPS-AlexNet, at most 350 steps, stopping at LPIPS 0.06) each image
@@ -104,8 +105,8 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     """
     from jaxgan import distributed
     if method == "pti":
-        if distributed.process_count() > 1 or skip_existing:
-            raise click.UsageError("--method pti runs in one process, without --skip-existing, for now")
+        if skip_existing:
+            raise click.UsageError("--method pti runs without --skip-existing, for now")
         return _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips_alex_ckpt, pivot_files,
                     pivot_steps, tune_steps, locality, seed, outdir, batch_size, steps_per_call)
     for name, given in (("--pivot", bool(pivot_files)), ("--pivot-steps", pivot_steps is not None),
@@ -195,9 +196,9 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
         raise click.UsageError("--encoder-bn goes with --encoder")
     import numpy as np
 
-    from jaxgan import parallel
+    from jaxgan import distributed, parallel
     from jaxgan.checkpoint import save_checkpoint
-    from jaxgan.edit import pti, pti_outputs
+    from jaxgan.edit import invert, invert_outputs, pti, pti_outputs
     from jaxgan.images import load_image
 
     lpips = load_lpips(lpips_ckpt)
@@ -222,8 +223,8 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
             except (ValueError, OSError) as e:
                 raise click.ClickException(f"{path}: {e}") from None
     gcfg = G.config
-    targets = load_images(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels,
-                                                          fit=cfg.image_fit))
+    targets = LazyImages(images, lambda path: load_image(path, gcfg.img_resolution, gcfg.img_channels,
+                                                         fit=cfg.image_fit))
     # On a device with an allocator limit, the batch is capped by XLA's memory analysis of one image's step (a
     # compilation of its own); on the CPU only the state's size is recorded.
     limit = pti.device_memory_limit()
@@ -233,10 +234,13 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
         click.echo(f"note: tuning takes about {memory['total'] / 2 ** 20:.0f} MiB per image"
                    + (f"; the batch is capped at {fits} per device" if fits < batch_size else ""), err=True)
         batch_size = min(batch_size, fits)
-    batches = -(-len(targets) // (batch_size * parallel.device_count()))
+    mine = pti.images_of_process(len(images), batch_size)  # all images, unless this is one process of several
+    for i in mine:  # this process's photos, read (and refused) before any work
+        targets[i]
+    batches = -(-len(images) // (batch_size * parallel.device_count()))
     pivot_updates = 0 if pivots is not None else (cfg.pivot_steps if space == "w" else cfg.pivot_steps - 1)
-    label = f"PTI on {plural(len(targets), 'image')} (pivot: {'given' if pivots is not None else space})"
-    with progress((pivot_updates + cfg.tune_steps) * batches, label) as bar:
+    label = f"PTI on {plural(len(images), 'image')} (pivot: {'given' if pivots is not None else space})"
+    with progress((pivot_updates + cfg.tune_steps) * batches, label) as bar:  # every process takes part
         result = pti.pti_images(G, lpips, lpips_alex, targets, cfg=cfg, seed=seed, pivots=pivots, encoder=encoder,
                                 batch_size=batch_size, steps_per_call=steps_per_call,
                                 on_progress=lambda k, phase: bar.update(k))
@@ -247,18 +251,35 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
                 "memory_per_image_bytes": memory,
                 "encoder": None if encoder_ckpt is None else str(encoder_ckpt),
                 "pivot_files": [str(Path(p).resolve()) for p in pivot_files]}
-    files, generators, lines = pti_outputs.pti_files(images, targets, result, checkpoint=ckpt,
-                                                     lpips_checkpoint=lpips_ckpt,
-                                                     lpips_alex_checkpoint=lpips_alex_ckpt, settings=settings)
-    summary = files.pop(pti_outputs.SUMMARY_NAME)
-    write_files(outdir, files)
-    try:
-        for i, (name, meta) in enumerate(generators.items()):
-            save_checkpoint(outdir / name, {"G": pti.tuned_generator(G, result, i)}, meta, replace=True)
+    names = invert_outputs.unique_names(images)
+    entries, generators, lines = [], {}, []
+    if mine:
+        files, generators, entries, lines = pti_outputs.pti_files(
+            [images[i] for i in mine], [targets[i] for i in mine], result, checkpoint=ckpt, settings=settings,
+            names=[names[i] for i in mine])
+        write_files(outdir, files)
+    written = 0
+    try:  # in a job of several processes, process 0 writes every process's generators (see pti.tuned_generators)
+        for (name, meta), model in pti.tuned_generators(G, result, list(generators.items())):
+            save_checkpoint(outdir / name, {"G": model}, meta, replace=True)
+            written += 1
     except OSError as e:
         raise click.ClickException(f"cannot write the tuned generators: {e}") from None
-    write_files(outdir, {pti_outputs.SUMMARY_NAME: summary})  # last: its presence means the run completed
     for line in lines:
         click.echo(line)
-    click.echo(f"wrote {plural(len(images), 'pivot')}, {plural(len(images), 'tuned generator')} and "
-               f"{pti_outputs.SUMMARY_NAME} to {outdir}")
+    # after every process's files: the summary last, its presence means the whole run completed; in image order
+    # (a process's images are its rows of each batch)
+    pairs = [pair for part in distributed.allgather_objects(list(zip(mine, entries))) for pair in part]
+    every = [entry for _, entry in sorted(pairs, key=lambda pair: pair[0])]
+    if distributed.is_primary():
+        write_files(outdir, {invert_outputs.SUMMARY_NAME: pti_outputs.summary_file(
+            every, checkpoint=ckpt, lpips_checkpoint=lpips_ckpt, lpips_alex_checkpoint=lpips_alex_ckpt,
+            settings=settings, loss_names=pti.loss_names(cfg.locality),
+            pivot_loss_names=None if pivots is not None else invert.loss_names(space, encoder is not None))})
+    summary = f" and {invert_outputs.SUMMARY_NAME}" if distributed.is_primary() else ""
+    if distributed.is_primary():
+        click.echo(f"{distributed.message_prefix()}wrote {plural(len(mine), 'pivot')}, "
+                   f"{plural(written, 'tuned generator')}{summary} to {outdir}")
+    else:
+        click.echo(f"{distributed.message_prefix()}wrote {plural(len(mine), 'pivot')} to {outdir} (process 0 "
+                   "writes the tuned generators)")

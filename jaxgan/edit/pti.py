@@ -29,14 +29,14 @@ Rows of the per-step losses are forwards: a run that stops early leaves NaN rows
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgan import parallel
+from jaxgan import distributed, parallel
 from jaxgan.edit import invert
 from jaxgan.loops import scan_steps
 from jaxgan.models import lpips as lpips_model
@@ -120,6 +120,33 @@ def with_synthesis_params(G: SplitModel, params: list) -> SplitModel:
 def tuned_generator(G: SplitModel, result: dict, i: int) -> SplitModel:
     """Image i's tuned generator from a `tune` / `pti_images` result, as a model of its own (numpy leaves)."""
     return with_synthesis_params(G, [np.asarray(p[i]) for p in result["params"]])
+
+
+def tuned_generators(G: SplitModel, result: dict, labels: list) -> Iterator[tuple[Any, SplitModel]]:
+    """(label, tuned generator) for each image of a `pti_images` result, `labels` one per row of it (JSON-able).
+
+    In a job of several processes the generators all come out on process 0, sent to it one image of each process
+    at a time, and the other processes yield none: orbax writes numpy
+    arrays from process 0 only and refuses a process's own jax.Array once the runtime spans several processes, so
+    process 0 writes the job's checkpoints. Every process runs the loop to its end (each step is collective)."""
+    if distributed.process_count() == 1:
+        for i, label in enumerate(labels):
+            yield label, tuned_generator(G, result, i)
+        return
+    like = [np.asarray(p) for p in synthesis_params(G)]
+    if any(p.dtype != np.float32 for p in like):  # one float32 row per image carries them all, exactly
+        raise ValueError("tuned generators are gathered as float32; this generator has other parameter dtypes")
+    total, splits = sum(p.size for p in like), np.cumsum([p.size for p in like])[:-1]
+    parts = distributed.allgather_objects(list(labels))
+    for k in range(max(len(part) for part in parts)):
+        own = (np.concatenate([np.asarray(p[k], np.float32).ravel() for p in result["params"]])[None]
+               if k < len(labels) else np.zeros((0, total), np.float32))
+        rows = distributed.allgather_rows(own)  # this slot's row of every process that holds one, in process order
+        if distributed.is_primary():
+            senders = [part for part in parts if k < len(part)]
+            for part, row in zip(senders, rows):
+                leaves = [leaf.reshape(p.shape) for leaf, p in zip(np.split(row, splits), like)]
+                yield part[k], with_synthesis_params(G, leaves)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,14 +270,16 @@ def _batched_tune_init():
 
 
 @functools.cache
-def _batched_metrics(per_image_params: bool):
+def _per_image_metrics(per_image_params: bool):
     def metrics(G0, lpips, lpips_alex, params, pivots, targets):
-        images = jax.vmap(lambda p, w: render(G0, p, w), in_axes=(0 if per_image_params else None, 0))(params, pivots)
-        shown = jnp.clip(images, -1, 1)  # as the PNG shows it (invert.finish's rule)
-        dist = invert.lpips_between(lpips, shown, targets)
-        dist_alex = invert.lpips_between(lpips_alex, shown, targets)
-        mse = jnp.mean(jnp.square((shown - targets) / 2), axis=(1, 2, 3))
-        return images, dist, dist_alex, mse
+        def one(row):  # one image at a time (`lax.map`): its numbers do not depend on the batch it is part of
+            p, w, target = row
+            image = render(G0, p if per_image_params else params, w)
+            shown = jnp.clip(image, -1, 1)[None]  # as the PNG shows it (invert.finish's rule)
+            target = target[None]
+            return (image, invert.lpips_between(lpips, shown, target)[0],
+                    invert.lpips_between(lpips_alex, shown, target)[0], jnp.mean(jnp.square((shown - target) / 2)))
+        return jax.lax.map(one, (params if per_image_params else None, pivots, targets))
     return jax.jit(metrics)
 
 
@@ -262,21 +291,25 @@ def reconstruction_metrics(G0: SplitModel, lpips: SplitModel, lpips_alex: SplitM
     """`images` [N, H, W, C] of the generators with per-image synthesis `params` (leaves with a leading N axis; None:
     G0's own for every image) at the pivots [N, num_ws, w_dim], and (`METRICS`) their `lpips` (VGG, as the other
     inversion methods report it), `lpips_alex` (the tuning loss's), `mse` (on [0, 1] images) and `psnr` against the
-    targets."""
+    targets, one image after another, so that they are the same whatever batch an image is in."""
     per_image = params is not None
     params = params if per_image else synthesis_params(G0)
-    images, dist, dist_alex, mse = (np.asarray(a) for a in _batched_metrics(per_image)(
+    images, dist, dist_alex, mse = (np.asarray(a) for a in _per_image_metrics(per_image)(
         G0, lpips, lpips_alex, params, jnp.asarray(pivots), jnp.asarray(targets)))
     return {"images": images, "lpips": dist, "lpips_alex": dist_alex, "mse": mse,
             "psnr": -10 * np.log10(np.maximum(mse, 1e-12))}
 
 
 def tune(G: SplitModel, lpips_alex: SplitModel, targets, pivots, *, cfg: PTIConfig | None = None, keys=None,
-         mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None) -> dict:
+         mesh=None, steps_per_call: int = 1, on_progress: Callable[[int], None] | None = None,
+         padded_size: int | None = None) -> dict:
     """Tune one copy of G's synthesis network per target ([N, H, W, C] in [-1, 1]) at its pivot [N, num_ws, w_dim],
     all at once (vmapped, sharded over `mesh`), until each reaches the LPIPS threshold or `cfg.tune_steps` forwards.
 
     keys: one PRNG key per image (the regulariser's samples). Calls stop as soon as every image is done.
+    padded_size: the rows fed to the mesh (default: N rounded up to its size); in a job of several processes the
+    targets are this process's rows of a mesh over all of them, as in `invert.invert`, and calls stop when every
+    process's images are done.
     Returns numpy `params` (list of [N, ...] synthesis parameters, `synthesis_param_names` order), `losses`
     [N, tune_steps, columns] (`loss_names`; NaN rows after an image's last forward), `updates` [N] (Adam steps
     made), `stopped_early` [N] (bool).
@@ -292,19 +325,22 @@ def tune(G: SplitModel, lpips_alex: SplitModel, targets, pivots, *, cfg: PTIConf
     states = _batched_tune_init()(G, keys)
     mesh = parallel.data_mesh() if mesh is None else mesh
     shared = parallel.replicate((G, lpips_alex), mesh)
-    (targets_p, pivots_p, states_p), _ = parallel.pad_problems(
-        (targets, pivots, jax.tree_util.tree_map(np.asarray, states)), mesh.devices.size)
+    size = -(-count // mesh.devices.size) * mesh.devices.size if padded_size is None else padded_size
+    targets_p, pivots_p, states_p = parallel.pad_rows(
+        (targets, pivots, jax.tree_util.tree_map(np.asarray, states)), size)
+    job = parallel.multiprocess(mesh)
     losses, done = [], 0
     while done < cfg.tune_steps:
         k = min(steps_per_call, cfg.tune_steps - done)
         states_p, rows = _batched_tune_steps(cfg.tuning_only(), mesh, k)(shared, (targets_p, pivots_p, states_p))
-        losses.append(np.asarray(rows)[:count])
+        losses.append(parallel.to_host(rows)[:count])
         done += k
         if on_progress is not None:
             on_progress(k)
-        if np.all(np.asarray(states_p.done)[:count]):
-            break  # every image reached the threshold: the remaining forwards would all be skipped
-    states = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:count], states_p)
+        pending = not np.all(parallel.to_host(states_p.done)[:count])
+        if not (distributed.any_true([pending])[0] if job else pending):
+            break  # every image (of every process) reached the threshold: the remaining forwards would be skipped
+    states = jax.tree_util.tree_map(lambda leaf: leaf[:count], parallel.to_host(states_p))
     rows = np.concatenate(losses, axis=1)
     rows = np.concatenate([rows, np.full((count, cfg.tune_steps - rows.shape[1], rows.shape[2]), np.nan,
                                          np.float32)], axis=1)
@@ -373,6 +409,11 @@ def pivot_of(G: SplitModel, latent) -> np.ndarray:
     raise ValueError(f"the pivot has {latent.shape[0]} different layers, the generator takes {gcfg.num_ws}")
 
 
+def images_of_process(count: int, batch_size: int) -> list[int]:
+    """The images (indices) that `pti_images` runs on this process: all of them in a one-process job."""
+    return [i for _, _, batch in invert.batch_plan(count, batch_size) for i in batch]
+
+
 def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets, *, cfg: PTIConfig | None = None,
                seed: int = 0, pivots=None, encoder: SplitModel | None = None, batch_size: int = 8,
                steps_per_call: int = 1, devices=None, on_progress: Callable[[int, str], None] | None = None) -> dict:
@@ -387,8 +428,15 @@ def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets
     `before` / `after` ({images, lpips, lpips_alex, mse, psnr} of the pivot on G and on the tuned G), `pivot_losses`
     [N, steps, columns] and `pivot_loss_names` (None with given pivots), `losses`, `loss_names`, `updates`,
     `stopped_early`. `on_progress(k, phase)` is called after every k steps of 'pivot' or 'tuning'.
+
+    In a job of several processes (`jaxgan.distributed`; `devices` not given) the batches are the job's, on a mesh
+    of every process's devices (`invert.batch_plan`), and each process feeds and reads back only its rows of each
+    batch: only those images are read from `targets`, and the result holds them (none, on a process that holds no
+    image), their places in `targets` in `rows` (all of them in one process). A batch's tuning stops when all of
+    its images are done, on every process at once, as in one process.
     """
     cfg = PTIConfig() if cfg is None else cfg
+    job = devices is None and jax.process_count() > 1
     devices = list(jax.local_devices() if devices is None else devices)
     count = len(targets)
     if count == 0:
@@ -399,28 +447,31 @@ def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets
         raise ValueError("an encoder goes with the W+ embedding pivot (pivot_space 'w+') only")
     pivot_cfg = cfg.pivot_config()
     w_stats = invert.w_statistics(G, samples=cfg.pivot_w_avg_samples) if cfg.pivot_space == "w" else None
-    chunk = batch_size * len(devices)
     parts = []
-    for start in range(0, count, chunk):
-        batch = list(range(start, min(start + chunk, count)))
-        batch_targets = np.stack([targets[i] for i in batch]).astype(np.float32)
+    gcfg = G.config
+    for mesh, rows, batch in invert.batch_plan(count, batch_size, None if job else devices):
+        # In a job every process takes part in every batch's programs, with padding rows only where it holds none
+        # of the batch's images.
+        padded_size = None if rows is None else rows.size
+        batch_targets = np.asarray([targets[i] for i in batch], np.float32).reshape(
+            (len(batch), gcfg.img_resolution, gcfg.img_resolution, gcfg.img_channels))
         keys = invert.image_keys(seed, batch)
-        mesh = parallel.mesh_for(len(batch), devices)
-        part = {}
+        part = {"rows": np.asarray(batch, np.int64)}
         if pivots is None:
             # The pivot and the tuning draw from two keys derived from the image's own.
             pivot_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
             progress = None if on_progress is None else (lambda k: on_progress(k, "pivot"))
             found = invert.invert(G, lpips, batch_targets, space=cfg.pivot_space, cfg=pivot_cfg, keys=pivot_keys,
                                   w_stats=w_stats, encoder=encoder, mesh=mesh, steps_per_call=steps_per_call,
-                                  on_progress=progress)
+                                  on_progress=progress, padded_size=padded_size)
             part["ws"], part["pivot_losses"] = found["ws"], found["losses"]
         else:
-            part["ws"] = np.stack([np.asarray(pivots[i], np.float32) for i in batch])
+            part["ws"] = np.asarray([pivots[i] for i in batch], np.float32).reshape(
+                (len(batch), gcfg.num_ws, gcfg.w_dim))
         progress = None if on_progress is None else (lambda k: on_progress(k, "tuning"))
         tuned = tune(G, lpips_alex, batch_targets, part["ws"], cfg=cfg,
                      keys=jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), mesh=mesh,
-                     steps_per_call=steps_per_call, on_progress=progress)
+                     steps_per_call=steps_per_call, on_progress=progress, padded_size=padded_size)
         part.update(tuned)
         part["before"] = reconstruction_metrics(G, lpips, lpips_alex, None, part["ws"], batch_targets)
         part["after"] = reconstruction_metrics(G, lpips, lpips_alex, tuned["params"], part["ws"], batch_targets)
@@ -428,7 +479,7 @@ def pti_images(G: SplitModel, lpips: SplitModel, lpips_alex: SplitModel, targets
 
     def joined(get):
         return np.concatenate([get(p) for p in parts])
-    result = {name: joined(lambda p, n=name: p[n]) for name in ("ws", "losses", "updates", "stopped_early")}
+    result = {name: joined(lambda p, n=name: p[n]) for name in ("ws", "losses", "updates", "stopped_early", "rows")}
     result["params"] = [np.concatenate(leaves) for leaves in zip(*(p["params"] for p in parts))]
     for phase in ("before", "after"):
         result[phase] = {k: joined(lambda p, k=k, ph=phase: p[ph][k]) for k in ("images", *METRICS)}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.edit.invert_outputs import SUMMARY_NAME, loss_plot, unique_names
+from jaxgan.edit.invert_outputs import loss_plot, unique_names
 from jaxgan.files import json_writer
 from jaxgan.images import png_writer
 
@@ -55,17 +55,21 @@ def generator_meta(*, checkpoint, image, pivot_file: str, settings: dict, before
             "pti": {"settings": settings, "updates": updates, "before": before, "after": after}}
 
 
-def pti_files(sources, targets, result: dict, *, checkpoint, lpips_checkpoint, lpips_alex_checkpoint,
-              settings: dict):
-    """({file name: write(file)}, {directory name: generator meta}, report lines) for the result of
-    `pti.pti_images` on the images read from `sources`; `settings` holds the PTIConfig under "config"."""
+def _settings_doc(settings: dict) -> dict:
+    return {**settings, "config": dataclasses.asdict(settings["config"])}
+
+
+def pti_files(sources, targets, result: dict, *, checkpoint, settings: dict, names=None):
+    """({file name: write(file)}, {directory name: generator meta}, invert.json entries, report lines) for the
+    result of `pti.pti_images` on the images read from `sources` (named `names`, default `unique_names(sources)`);
+    `settings` holds the PTIConfig under "config". The summary is `summary_file` of the entries."""
     from jaxgan.sampling import to_uint8
-    names = unique_names(sources)
+    names = unique_names(sources) if names is None else names
     target_pixels = to_uint8(np.stack(targets))
     tuned_pixels = to_uint8(result["after"]["images"])
     pivot_pixels = to_uint8(result["before"]["images"])
     loss_names = list(result["loss_names"])
-    settings = {**settings, "config": dataclasses.asdict(settings["config"])}
+    settings = _settings_doc(settings)
     files, generators, entries, lines = {}, {}, [], []
     for i, (name, path) in enumerate(zip(names, sources)):
         out = output_names(name)
@@ -96,10 +100,15 @@ def pti_files(sources, targets, result: dict, *, checkpoint, lpips_checkpoint, l
                      f"{float(b['lpips_alex'][i]):.4f} -> {float(a['lpips_alex'][i]):.4f}, PSNR "
                      f"{float(b['psnr'][i]):.2f} -> {float(a['psnr'][i]):.2f} dB after {updates} tuning steps"
                      f"{' (reached the LPIPS threshold)' if result['stopped_early'][i] else ''}")
+    return files, generators, entries, lines
+
+
+def summary_file(entries: list[dict], *, checkpoint, lpips_checkpoint, lpips_alex_checkpoint, settings: dict,
+                 loss_names, pivot_loss_names=None):
+    """The writer of invert.json (SUMMARY_NAME) for the entries of `pti_files` (every image's, in order)."""
     doc = {"checkpoint": str(Path(checkpoint).resolve()), "lpips_checkpoint": str(Path(lpips_checkpoint).resolve()),
-           "lpips_alex_checkpoint": str(Path(lpips_alex_checkpoint).resolve()), "settings": settings,
-           "loss_names": loss_names, "images": entries}
-    if result.get("pivot_loss_names"):
-        doc["pivot_loss_names"] = list(result["pivot_loss_names"])
-    files[SUMMARY_NAME] = json_writer(doc)
-    return files, generators, lines
+           "lpips_alex_checkpoint": str(Path(lpips_alex_checkpoint).resolve()), "settings": _settings_doc(settings),
+           "loss_names": list(loss_names), "images": entries}
+    if pivot_loss_names:
+        doc["pivot_loss_names"] = list(pivot_loss_names)
+    return json_writer(doc)
