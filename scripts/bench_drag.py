@@ -31,6 +31,10 @@ under `--official`; the official code is imported from PATH at run time.
     python scripts/bench_drag.py                                         # GPU: N = 1,4,16,64 at 256 and 512 px
     python scripts/bench_drag.py --sessions 1,4,16 --sessions-at 512=1,4 --repeats 3 --out r.json
     python scripts/bench_drag.py --official ../DragGAN --sessions 1 --resolutions 256
+    python scripts/bench_drag.py --memory-only --sessions 1,4                # XLA's temporaries per session
+
+Every row also has XLA's memory analysis of the compiled step (`step_memory`: temporaries per session), the
+figure that decides how many sessions fit on a device.
 """
 
 import argparse
@@ -78,6 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--channel-max", type=int, default=512)
     p.add_argument("--mapping-layers", type=int, default=8)
     p.add_argument("--conv-clamp", type=float, default=256)
+    p.add_argument("--memory-only", action="store_true",
+                   help="only XLA's memory analysis of the compiled steps (no timing, no official run)")
     p.add_argument("--official", metavar="PATH", help="a checkout of XingangPan/DragGAN to time side by side")
     p.add_argument("--official-num-fp16-res", type=int, default=0,
                    help="num_fp16_res of the official generator (default 0: float32 like jaxgan; official "
@@ -166,6 +172,25 @@ def drag_runner(G, dcfg: drag.DragConfig, sessions: list[drag.DragState], args):
             outputs.append(out)
         return states, jax.tree_util.tree_map(lambda *steps: jnp.stack(steps, axis=1), *outputs)
     return run, G, drag.stack_states(sessions), len(sessions)
+
+
+def step_memory(G, dcfg: drag.DragConfig, sessions: list[drag.DragState]) -> dict:
+    """XLA's memory analysis of one step of these sessions, compiled for this backend: `jit(drag_step)` for one
+    session, `jit(vmap(drag_step))` for several (no sharding, so the figure is per program, not per device);
+    temporaries per session = temp / N. The generator is an argument, so its weights are not counted."""
+    if len(sessions) == 1:
+        step = jax.jit(functools.partial(drag.drag_step, cfg=dcfg))
+        states = sessions[0]
+    else:
+        step = jax.jit(jax.vmap(functools.partial(drag.drag_step, cfg=dcfg), in_axes=(None, 0)))
+        states = drag.stack_states(sessions)
+    analysis = step.lower(G, states).compile().memory_analysis()
+    if analysis is None:
+        return {}
+    temp = int(analysis.temp_size_in_bytes)
+    return {"xla_temp_bytes": temp, "xla_temp_bytes_per_session": temp // len(sessions),
+            "xla_argument_bytes": int(analysis.argument_size_in_bytes),
+            "xla_output_bytes": int(analysis.output_size_in_bytes)}
 
 
 def time_jaxgan(G, dcfg: drag.DragConfig, sessions: list[drag.DragState], args) -> tuple[dict, dict]:
@@ -320,16 +345,24 @@ def bench_resolution(resolution: int, args) -> dict:
     sessions = new_sessions(G, dcfg, inputs, args)
     rows, first = [], None
     for n in counts:
+        memory = step_memory(G, dcfg, sessions[:n])
+        per_session = f"{memory['xla_temp_bytes_per_session'] / 1e6:.0f} MB" if memory else "n/a"
+        if args.memory_only:
+            rows.append({"sessions": n, **memory})
+            print(f"{resolution} px, N={n}: XLA temporaries {per_session} per session", file=sys.stderr, flush=True)
+            continue
         row, first_n = time_jaxgan(G, dcfg, sessions[:n], args)
+        row.update(memory)
         first = first if first is not None else first_n
         rows.append(row)
         print(f"{resolution} px, N={n}: {row['session_steps_per_s']} session-steps/s "
-              f"(first call {row['first_call_s']} s)", file=sys.stderr, flush=True)
+              f"(first call {row['first_call_s']} s; XLA temporaries {per_session} per session)",
+              file=sys.stderr, flush=True)
     result = {"resolution": resolution, "channels": list(G.config.channels), "num_ws": G.config.num_ws,
               "feature": {"block": dcfg.feature_resolution, "channels": dcfg.feature_channels},
               "patch_radius": dcfg.patch_radius, "search_radius": dcfg.search_radius,
               "session0": {k: inputs[0][k] for k in ("points", "targets")}, "jaxgan": rows}
-    if args.official:
+    if args.official and not args.memory_only:
         result["official"] = time_official(G, inputs[0], first, rows, args)
         print(f"{resolution} px, official: {result['official']['session_steps_per_s']} session-steps/s",
               file=sys.stderr, flush=True)
@@ -346,7 +379,8 @@ def main(argv=None):
                      "drag_distance_px": args.drag_distance, "truncation_psi": TRUNCATION_PSI,
                      "channel_base": args.channel_base, "channel_max": args.channel_max,
                      "mapping_layers": args.mapping_layers, "conv_clamp": args.conv_clamp,
-                     "max_steps": MAX_STEPS, "official": args.official is not None},
+                     "max_steps": MAX_STEPS, "official": args.official is not None,
+                     "memory_only": args.memory_only},
         "machine": machine_info(),
         "results": results,
     }

@@ -6,7 +6,10 @@ the line numbers below are in that file), step for step:
 1. assemble ws: the optimised rows 0..5 (w+; or one w repeated six times) and rows 6.. held at w0 (lines 297-300);
 2. synthesise with constant noise and resize feature map `feature_idx` bilinearly to the image size (lines 310-319):
    StyleGAN2's block outputs; StyleGAN3's layer outputs, margins included (`G.config.feature_shapes`; the renderer's
-   `init_network` sets a StyleGAN3 input transform to the identity, which `generators.with_user_transform` does);
+   `init_network` sets a StyleGAN3 input transform to the identity, which `generators.with_user_transform` does).
+   The resized map is only read (at the handles, in the search windows and patches, and by the mask term), and the
+   resize is linear, so it is read through its taps where it is needed (`resize.resize_bilinear_at`; the mask term
+   a band of rows at a time) and neither it nor its gradient is ever formed at the image size;
 3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (lines 320-326);
 4. track every handle by the nearest reference feature (L2, first minimum, row-major) in its clipped
    (2*r2+1)^2 window (lines 329-341);
@@ -39,9 +42,9 @@ from jaxgan import distributed, parallel
 from jaxgan.loops import scan_steps
 from jaxgan.models import generators
 from jaxgan.nn.split import SplitModel
-from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros
-from jaxgan.ops.point_tracking import nearest_in_window
-from jaxgan.ops.resize import resize_bilinear
+from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros_of
+from jaxgan.ops.point_tracking import nearest_in_window_of
+from jaxgan.ops.resize import resize_bilinear_at, resize_bilinear_rows
 
 NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (renderer.py:297-300)
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
@@ -333,23 +336,36 @@ def _l1_mean_terms(a, b):
     return diff * jax.lax.stop_gradient(jnp.sign(diff))
 
 
-def track_points(cfg: DragConfig, feat, feat_refs, points, valid, *, implementation: str | None = None):
-    """Nearest neighbour (L2 over channels) of each handle's reference feature in its (2r+1)^2 window, clipped at
-    the image border; the first minimum in row-major order wins, as torch.min (renderer.py:329-341). feat: [H, W, C].
+def _resized(cfg: DragConfig, feat):
+    """read(r, c) of the block feature `feat` resized to the image (renderer.py:319) at integer pixel arrays,
+    through the resize's taps: the image-size map itself is never formed."""
+    size = (cfg.img_resolution, cfg.img_resolution)
+    return lambda r, c: resize_bilinear_at(feat, size, r, c)
 
-    `jaxgan.ops.point_tracking.nearest_in_window`; `implementation` (None: the context's or the default choice,
-    jaxgan/ops/implementation.py) picks XLA or the Pallas kernel."""
-    tracked = nearest_in_window(feat, feat_refs, points, cfg.search_radius, implementation=implementation)
+
+def track_points(cfg: DragConfig, feat, feat_refs, points, valid, *, implementation: str | None = None):
+    """Nearest neighbour (L2 over channels) of each handle's reference feature in its (2r+1)^2 window of the
+    resized feature, clipped at the image border; the first minimum in row-major order wins, as torch.min
+    (renderer.py:329-341). feat: the block feature [h_f, w_f, C].
+
+    `jaxgan.ops.point_tracking.nearest_in_window_of`; `implementation` (None: the context's or the default choice,
+    jaxgan/ops/implementation.py) picks XLA (which forms only the windows) or the Pallas kernel."""
+    h = cfg.img_resolution
+    tracked = nearest_in_window_of(_resized(cfg, feat), h, h, feat_refs, points, cfg.search_radius,
+                                   implementation=implementation)
     return jnp.where(valid[:, None], tracked, points)
 
 
 def motion_loss(cfg: DragConfig, feat, points, targets, active):
     """Per-point motion-supervision terms [P]: mean over C*N of |sg(F(q)) - F(q + d)| on the shifted disk Ω1 around
-    each handle, d the unit step towards the target in output pixels; 0 for inactive points (renderer.py:346-360)."""
+    each handle, d the unit step towards the target in output pixels, F the block feature `feat` [h_f, w_f, C]
+    resized to the image (read at the patch's pixels and their bilinear taps only); 0 for inactive points
+    (renderer.py:346-360)."""
     h = cfg.img_resolution
     offsets, squares, threshold = patch_tables(h, cfg.patch_radius)
     squares = jnp.asarray(squares)
     channels = feat.shape[-1]
+    read = _resized(cfg, feat)
 
     def term(point, target):
         rows = point[0] + offsets
@@ -360,11 +376,11 @@ def motion_loss(cfg: DragConfig, feat, points, targets, active):
         dy = (target[0] - point[0]).astype(jnp.float32)
         norm = jnp.sqrt(dx * dx + dy * dy) + jnp.float32(1e-7)
         unit_x, unit_y = dx / norm, dy / norm
-        fixed = jax.lax.stop_gradient(feat[jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, h - 1)[None, :]])
+        fixed = jax.lax.stop_gradient(read(jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, h - 1)[None, :]))
         sample_rows = grid_coordinate(rows.astype(jnp.float32) + unit_y, h)
         sample_cols = grid_coordinate(cols.astype(jnp.float32) + unit_x, h)
-        shifted = sample_bilinear_zeros(feat, sample_rows[:, None] * jnp.ones_like(sample_cols)[None, :],
-                                        jnp.ones_like(sample_rows)[:, None] * sample_cols[None, :])
+        shifted = sample_bilinear_zeros_of(read, h, h, sample_rows[:, None] * jnp.ones_like(sample_cols)[None, :],
+                                           jnp.ones_like(sample_rows)[:, None] * sample_cols[None, :])
         count = jnp.sum(member)
         total = jnp.sum(jnp.where(member[..., None], _l1_mean_terms(fixed, shifted), 0))
         # A patch can only be empty if r1 rounds to 0 px, which for_generator refuses (torch's mean: NaN).
@@ -372,6 +388,28 @@ def motion_loss(cfg: DragConfig, feat, points, targets, active):
 
     terms = jax.vmap(term)(points, targets)
     return jnp.where(active, terms, 0)
+
+
+MASK_BAND_ROWS = 16  # image rows of the resized features formed at a time by `mask_term`
+
+
+def mask_term(cfg: DragConfig, feat, feat0, mask):
+    """mean |F * m - F0 * m| over the image-size maps (renderer.py:362-367), F and F0 the block features `feat` and
+    `feat0` [h_f, w_f, C] resized to the image, m the mask [H, W]. Formed a band of rows at a time (`lax.map`; each
+    band recomputed for the backward, `jax.checkpoint`), so neither the maps nor their gradient are ever stored at
+    the image size; the sum of the band sums over the element count."""
+    h = cfg.img_resolution
+    size, band = (h, h), np.gcd(h, MASK_BAND_ROWS)
+
+    @jax.checkpoint
+    def band_sum(start):
+        rows = start + jnp.arange(band)
+        m = jax.lax.dynamic_slice_in_dim(mask, start, band, axis=0)[..., None]
+        return jnp.sum(_l1_mean_terms(resize_bilinear_rows(feat, size, rows) * m,
+                                      resize_bilinear_rows(feat0, size, rows) * m))
+
+    sums = jax.lax.map(band_sum, jnp.arange(0, h, band))
+    return jnp.sum(sums) / jnp.float32(h * h * feat.shape[-1])
 
 
 def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragState, DragStepOutput]:
@@ -388,33 +426,30 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
         return features[cfg.feature_idx][0], img[0]
 
     feat, feat_vjp, img = jax.vjp(feature_of, state.w, has_aux=True)
-    feat_resized, resize_vjp = jax.vjp(lambda f: resize_bilinear(f, (h, h)), feat)
 
-    # References: taken on the first step after a (re)set from this very forward pass (renderer.py:320-326).
+    # References: taken on the first step after a (re)set from this very forward pass (renderer.py:320-326). The
+    # resized features are read where they are needed (handles, windows, patches, mask bands), never stored whole.
     feat0 = jnp.where(state.refs_ready, state.feat0, jax.lax.stop_gradient(feat))
-    start_refs = feat_resized[state.points[:, 0], state.points[:, 1]]
+    start_refs = resize_bilinear_at(feat, (h, h), state.points[:, 0], state.points[:, 1])
     feat_refs = jax.lax.stop_gradient(jnp.where(state.refs_ready, state.feat_refs, start_refs))
-    feat0_resized = resize_bilinear(feat0, (h, h))
 
-    points = track_points(cfg, jax.lax.stop_gradient(feat_resized), feat_refs, state.points, state.valid)
+    points = track_points(cfg, jax.lax.stop_gradient(feat), feat_refs, state.points, state.valid)
 
     delta = (state.targets - points).astype(jnp.float32)
     distance = jnp.sqrt(jnp.sum(delta * delta, axis=-1))
     stop = ~jnp.any(state.valid & (distance > cfg.stop_distance))
     moving = state.valid & (distance > 1)
 
-    def feature_loss(fr):
-        motion = motion_loss(cfg, fr, points, state.targets, moving)
-        m = state.mask[..., None]
-        mask_term = jnp.where(state.use_mask, jnp.mean(_l1_mean_terms(fr * m, feat0_resized * m)), 0)
-        return jnp.sum(motion) + state.lambda_mask * mask_term, (motion, mask_term)
+    def feature_loss(f):
+        motion = motion_loss(cfg, f, points, state.targets, moving)
+        masked = jnp.where(state.use_mask, mask_term(cfg, f, feat0, state.mask), 0)
+        return jnp.sum(motion) + state.lambda_mask * masked, (motion, masked)
 
     def latent_loss(w):
         return jnp.mean(_l1_mean_terms(assemble_ws(cfg, w, state.w0, state.w_space), state.w0))
 
-    (feat_total, (motion, mask_term)), grad_resized = jax.value_and_grad(feature_loss, has_aux=True)(feat_resized)
+    (feat_total, (motion, masked)), grad_feat = jax.value_and_grad(feature_loss, has_aux=True)(feat)
     reg_term, grad_reg = jax.value_and_grad(latent_loss)(state.w)
-    (grad_feat,) = resize_vjp(grad_resized)
     (grad,) = feat_vjp(grad_feat)
     grad = grad + state.reg * grad_reg
 
@@ -431,7 +466,7 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
         reached=state.reached | (active & stop))
     new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), new_state, state)
     image = jnp.clip(img * jnp.float32(127.5) + jnp.float32(128), 0, 255).astype(jnp.uint8)
-    losses = jnp.concatenate([motion, jnp.stack([mask_term, reg_term])])
+    losses = jnp.concatenate([motion, jnp.stack([masked, reg_term])])
     out = DragStepOutput(image=image, points=points, losses=losses, loss=feat_total + state.reg * reg_term, ws=ws,
                          grad=grad, stop=stop, updated=update, active=active)
     return new_state, out

@@ -21,7 +21,12 @@ def grid_coordinate(pixel, size: int):
 
 def sample_bilinear_zeros(x, rows, cols):
     """x [H, W, C]; rows, cols: float32 arrays of one shape S (pixel units) -> [*S, C]. Out-of-map taps are 0."""
-    height, width = x.shape[0], x.shape[1]
+    return sample_bilinear_zeros_of(lambda r, c: x[r, c], x.shape[0], x.shape[1], rows, cols)
+
+
+def sample_bilinear_zeros_of(read, height: int, width: int, rows, cols):
+    """`sample_bilinear_zeros` of a [height, width, C] map that `read(r, c)` reads at integer arrays r, c (inside the
+    map) instead of indexing it: e.g. an upsampled map read through its taps (`resize.resize_bilinear_at`)."""
     r0 = jnp.floor(rows)
     c0 = jnp.floor(cols)
     w_south = rows - r0
@@ -33,7 +38,7 @@ def sample_bilinear_zeros(x, rows, cols):
 
     def tap(r, c):
         inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        value = x[jnp.clip(r, 0, height - 1), jnp.clip(c, 0, width - 1)]
+        value = read(jnp.clip(r, 0, height - 1), jnp.clip(c, 0, width - 1))
         return jnp.where(inside[..., None], value, 0)
 
     return ((w_north * w_west)[..., None] * tap(r0, c0) + (w_north * w_east)[..., None] * tap(r0, c0 + 1)

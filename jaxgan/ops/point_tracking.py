@@ -19,20 +19,40 @@ from jaxgan.ops import implementation as impl
 
 def nearest_in_window(feat, refs, points, radius: int, *, implementation: str | None = None):
     """feat: [H, W, C]; refs: [P, C]; points: [P, 2] integer (row, col) inside the map -> [P, 2] int32."""
-    radius = int(radius)
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+    radius = _checked(radius)
     if impl.resolve("point_tracking", implementation) == "pallas":
         from pallas_kernels.point_tracking import nearest_in_window as tracking_pallas  # only when selected
         return tracking_pallas(feat, refs, points, radius, interpret=impl.interpret_mode())
-    h, w = feat.shape[0], feat.shape[1]
+    return _nearest_read(lambda r, c: feat[r, c], feat.shape[0], feat.shape[1], refs, points, radius)
+
+
+def nearest_in_window_of(read, height: int, width: int, refs, points, radius: int, *,
+                         implementation: str | None = None):
+    """`nearest_in_window` of a [height, width, C] map that `read(r, c)` reads at integer arrays r, c (inside the
+    map), e.g. an upsampled map through its taps (`resize.resize_bilinear_at`), so that only the windows are ever
+    formed. The Pallas kernel takes a whole map: it gets `read` of every pixel."""
+    radius = _checked(radius)
+    if impl.resolve("point_tracking", implementation) == "pallas":
+        every = read(jnp.arange(height)[:, None], jnp.arange(width)[None, :])
+        return nearest_in_window(every, refs, points, radius, implementation="pallas")
+    return _nearest_read(read, height, width, refs, points, radius)
+
+
+def _checked(radius) -> int:
+    radius = int(radius)
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    return radius
+
+
+def _nearest_read(read, h: int, w: int, refs, points, radius: int):
     offsets = jnp.arange(-radius, radius + 1)
     side = 2 * radius + 1
 
     def track_one(point, ref):
         rows = point[0] + offsets
         cols = point[1] + offsets
-        window = feat[jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, w - 1)[None, :]]
+        window = read(jnp.clip(rows, 0, h - 1)[:, None], jnp.clip(cols, 0, w - 1)[None, :])
         dist = jnp.sqrt(jnp.sum(jnp.square(window - ref), axis=-1))
         inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
         best = jnp.argmin(jnp.where(inside, dist, jnp.inf).reshape(-1))

@@ -37,3 +37,34 @@ def resize_bilinear(x, size: tuple[int, int]):
     lo, hi, w_lo, w_hi = linear_taps(x.shape[-3], out_h)
     return (jnp.take(x, jnp.asarray(lo), axis=-3) * w_lo[:, None, None]
             + jnp.take(x, jnp.asarray(hi), axis=-3) * w_hi[:, None, None])
+
+
+def resize_bilinear_at(x, size: tuple[int, int], rows, cols):
+    """`resize_bilinear(x, size)[rows, cols]` without the resized map: x [H, W, C]; rows, cols integer arrays of one
+    shape S inside the output -> [*S, C]. The same taps, weights and order of operations (width, then height) at
+    just those pixels, so a caller that reads a few windows of an upsampled map (DragGAN's patches and search
+    windows) neither stores the map nor, when differentiating, its gradient."""
+    r_lo, r_hi, r_wlo, r_whi = (jnp.asarray(t) for t in linear_taps(x.shape[0], size[0]))
+    c_lo, c_hi, c_wlo, c_whi = (jnp.asarray(t) for t in linear_taps(x.shape[1], size[1]))
+    rows, cols = jnp.asarray(rows), jnp.asarray(cols)
+    lo_c, hi_c = c_lo[cols], c_hi[cols]
+    wlo_c, whi_c = c_wlo[cols][..., None], c_whi[cols][..., None]
+
+    def along_width(source_rows):
+        return x[source_rows, lo_c] * wlo_c + x[source_rows, hi_c] * whi_c
+    return along_width(r_lo[rows]) * r_wlo[rows][..., None] + along_width(r_hi[rows]) * r_whi[rows][..., None]
+
+
+def resize_bilinear_rows(x, size: tuple[int, int], rows):
+    """`resize_bilinear(x, size)[rows]` for x [H, W, C] and a 1-D integer array of output rows -> [len(rows),
+    size[1], C]: a band of the resized map (DragGAN's mask term, formed band by band), with the same arithmetic."""
+    r_lo, r_hi, r_wlo, r_whi = (jnp.asarray(t) for t in linear_taps(x.shape[0], size[0]))
+    c_lo, c_hi, c_wlo, c_whi = linear_taps(x.shape[1], size[1])
+    rows = jnp.asarray(rows)
+
+    def along_width(source_rows):
+        band = jnp.take(x, source_rows, axis=0)
+        return (jnp.take(band, jnp.asarray(c_lo), axis=1) * c_wlo[:, None]
+                + jnp.take(band, jnp.asarray(c_hi), axis=1) * c_whi[:, None])
+    return (along_width(r_lo[rows]) * r_wlo[rows][:, None, None]
+            + along_width(r_hi[rows]) * r_whi[rows][:, None, None])
