@@ -499,8 +499,8 @@ def make_batched_step(cfg: DragConfig, mesh=None, steps_per_call: int = 1) -> Ca
     count (`pad_sessions` pads one); the sessions are split over the devices and stay there between calls.
 
     Each call advances every session `steps_per_call` steps inside one jitted program (`loops.scan_steps`);
-    outputs have shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different budgets or
-    early stops share one program.
+    outputs have shape [N, steps_per_call, ...]. Finished sessions ride along unchanged, so sessions with different
+    budgets or early stops share one program.
     """
     mesh = parallel.data_mesh() if mesh is None else mesh
     return _batched_step_fn(cfg, mesh, steps_per_call)
