@@ -94,6 +94,7 @@ def edits(setup, tmp_path_factory):
     return run_both(lambda outdir: edit_args(setup, outdir), tmp_path_factory.mktemp("edits"))
 
 
+@pytest.mark.slow  # with the apply job, 150 s on 2 cores: beyond CI's budget
 def test_an_edit_job_of_two_processes_equals_one_process(edits):
     one, job, results = edits
     assert_same_files(job, one)
@@ -101,7 +102,8 @@ def test_an_edit_job_of_two_processes_equals_one_process(edits):
     assert "process 0 of 2: wrote 2 edits" in results[0][1] and "process 1 of 2: wrote 2 edits" in results[1][1]
 
 
-@pytest.mark.parametrize("rows_differ", [pytest.param(False, marks=pytest.mark.slow), True],
+@pytest.mark.slow
+@pytest.mark.parametrize("rows_differ", [False, True],
                          ids=["every-latent-refined", "one-process-refines-none"])
 def test_an_apply_job_of_two_processes_equals_one_process(setup, edits, tmp_path, rows_differ):
     """Refinement of every latent, or (--class-ids 11 at --scale 0) of process 0's two only: the other process

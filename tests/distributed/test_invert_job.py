@@ -98,6 +98,7 @@ def test_two_processes_write_what_one_process_writes(setup, one_process, tmp_pat
     assert_same_outputs(tmp_path / "two", one_process)
 
 
+@pytest.mark.slow  # CI keeps generate's --skip-existing job
 def test_skip_existing_finishes_a_stopped_run(setup, one_process, tmp_path):
     import shutil
     outdir = tmp_path / "out"

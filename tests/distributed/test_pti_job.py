@@ -50,6 +50,7 @@ def contents(folder):
     return found
 
 
+@pytest.mark.slow  # 100 s on 2 cores; CI's invert job covers the batch plan and the gathers
 def test_a_pti_job_of_two_processes_equals_one_process(setup, tmp_path):
     code, out, err = run_one_process(args_of(setup, tmp_path / "one"), devices=2)
     assert code == 0, err

@@ -52,6 +52,7 @@ def served(url, name) -> bool:
     return http.get(f"{url}/api/models/{name}").status_code == 200
 
 
+@pytest.mark.slow  # 115 s on 2 cores; CI keeps the editor's PTI-then-drag test
 def test_pti_sessions_side_by_side_equal_jaxgan_invert_and_serve_their_generators(server, photos, networks):
     from jaxgan.checkpoint import load_model
     from jaxgan.edit import pti

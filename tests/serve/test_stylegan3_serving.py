@@ -34,6 +34,7 @@ def G(checkpoint):
     return load_generator(checkpoint)
 
 
+@pytest.mark.slow  # 60 s on 2 cores; CI keeps StyleGAN3's official drag trace and invert through the CLI
 def test_models_generate_and_batched_drags(server, G, checkpoint):
     from jaxgan.edit import drag
     from jaxgan.sampling import GenerationOptions, generate_images, to_uint8, z_from_seeds

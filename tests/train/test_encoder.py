@@ -144,6 +144,7 @@ def test_the_warm_up_rule():
     assert [te.trains_real(cfg, epoch) for epoch in range(8)] == [False] * 6 + [True] * 2
 
 
+@pytest.mark.slow  # 36 s on 2 cores; CI keeps the step formulas and the CLI run
 def test_real_steps_start_after_the_warm_up_epochs(G, tmp_path):
     """8 images in batches of 4: 2 iterations per epoch; with a warm-up of 1 epoch, iterations 5 and 6 (epoch 2)
     are the first with a real step."""
