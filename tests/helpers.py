@@ -477,6 +477,32 @@ def job_command(args, process_id: int, num_processes: int, port: int) -> list[st
             "--num-processes", str(num_processes), "--process-id", str(process_id)]
 
 
+def output_files(folder, *, documents: bool = True, checkpoint_kind: str | None = None) -> dict:
+    """{name: contents} of a command's output folder, to compare two runs: PNGs as pixels, `.npy` arrays, every
+    array of a `.npz` (as 'NAME:KEY'), with `documents` the JSON files, and with `checkpoint_kind` each checkpoint
+    folder's model of that kind (its leaves as 'NAME/i', its sidecar as 'NAME/jaxgan.json')."""
+    from PIL import Image
+    found = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix == ".png":
+            found[path.name] = np.asarray(Image.open(path))
+        elif path.suffix == ".npy":
+            found[path.name] = np.load(path)
+        elif path.suffix == ".npz":
+            with np.load(path) as data:
+                found.update({f"{path.name}:{k}": data[k] for k in data.files})
+        elif path.suffix == ".json" and documents:
+            found[path.name] = json.loads(path.read_text())
+        elif path.is_dir() and checkpoint_kind is not None:
+            import jax
+
+            from jaxgan.checkpoint import load_model, read_sidecar
+            leaves = jax.tree_util.tree_leaves(load_model(path, checkpoint_kind))
+            found.update({f"{path.name}/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
+            found[f"{path.name}/jaxgan.json"] = read_sidecar(path)
+    return found
+
+
 def run_job(args, *, num_processes: int = 2, devices_per_process: int = 2, timeout: float = 300.0,
             extra=None, kill_when=None):
     """Run `jaxgan ARGS` as a job of `num_processes` local processes of `devices_per_process` CPU devices each;

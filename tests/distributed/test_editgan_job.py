@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import convert_once, fixture_path, lpips_checkpoint, run_job, run_one_process
+from tests.helpers import convert_once, fixture_path, lpips_checkpoint, output_files, run_job, run_one_process
 
 STEPS = 3
 EDITS = 4
@@ -53,24 +53,8 @@ def apply_args(setup, vector, outdir, *extra):
             "--refine", STEPS, "--lpips", setup["lpips"], "--outdir", outdir, *extra]
 
 
-def contents(folder):
-    """{file name: contents}: PNGs as pixels, arrays, the arrays of .npz files, JSON documents."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix == ".png":
-            found[path.name] = np.asarray(Image.open(path))
-        elif path.suffix == ".npy":
-            found[path.name] = np.load(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as data:
-                found.update({f"{path.name}:{k}": data[k] for k in data.files})
-        else:
-            found[path.name] = json.loads(path.read_text())
-    return found
-
-
 def assert_same_files(folder, reference):
-    got, want = contents(folder), contents(reference)
+    got, want = output_files(folder), output_files(reference)
     assert sorted(got) == sorted(want)
     for name, value in want.items():
         if isinstance(value, np.ndarray):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import generator_checkpoint, lpips_checkpoint, run_job, run_one_process
+from tests.helpers import generator_checkpoint, lpips_checkpoint, output_files, run_job, run_one_process
 
 STEPS = 3
 
@@ -34,20 +34,6 @@ def setup(tmp_path_factory):
 def args_of(setup, outdir):
     return ["invert", setup["ckpt"], *setup["photos"], "--lpips", setup["lpips"], "--steps", STEPS, "--seed", 5,
             "--batch-size", 1, "--outdir", outdir]
-
-
-def outputs(folder):
-    """{file name: contents} of the arrays and images of an output folder (PNGs as pixels)."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix == ".png":
-            found[path.name] = np.asarray(Image.open(path))
-        elif path.suffix == ".npy":
-            found[path.name] = np.load(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as data:
-                found.update({f"{path.name}:{k}": data[k] for k in data.files})
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +61,7 @@ def assert_close_json(got, want, path="invert.json"):
 
 
 def assert_same_outputs(folder, reference):
-    got, want = outputs(folder), outputs(reference)
+    got, want = output_files(folder, documents=False), output_files(reference, documents=False)
     assert sorted(got) == sorted(want)
     for name in want:
         if name.startswith("photo4"):  # the last batch: another program, the same arithmetic

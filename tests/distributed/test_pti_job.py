@@ -4,13 +4,13 @@ mesh of both processes' devices, each process feeding its rows, so every device 
 runs in the one-process run; a batch's tuning stops on both processes at once. Process 0 writes every tuned
 generator, process 1's sent to it (`pti.tuned_generators`)."""
 
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import generator_checkpoint, lpips_alex_checkpoint, lpips_checkpoint, run_job, run_one_process
+from tests.helpers import (generator_checkpoint, lpips_alex_checkpoint, lpips_checkpoint, output_files, run_job,
+                           run_one_process)
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +30,6 @@ def args_of(setup, outdir):
             setup["alex"], "--pivot-steps", 2, "--tune-steps", 2, "--batch-size", 1, "--outdir", outdir]
 
 
-def contents(folder):
-    """{relative name: contents} of an output folder, the tuned generators' parameters included."""
-    import jax
-
-    from jaxgan.checkpoint import load_model, read_sidecar
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix == ".png":
-            found[path.name] = np.asarray(Image.open(path))
-        elif path.suffix == ".npy":
-            found[path.name] = np.load(path)
-        elif path.suffix == ".json":
-            found[path.name] = json.loads(path.read_text())
-        elif path.is_dir():
-            G = load_model(path, "stylegan2-generator")
-            found.update({f"{path.name}/{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(G))})
-            found[f"{path.name}/jaxgan.json"] = read_sidecar(path)
-    return found
-
-
 @pytest.mark.slow  # 100 s on 2 cores; CI's invert job covers the batch plan and the gathers
 def test_a_pti_job_of_two_processes_equals_one_process(setup, tmp_path):
     code, out, err = run_one_process(args_of(setup, tmp_path / "one"), devices=2)
@@ -60,7 +40,7 @@ def test_a_pti_job_of_two_processes_equals_one_process(setup, tmp_path):
     # process 0 tunes photos 0 and 2, process 1 photos 1 and 3; process 0 writes every tuned generator
     assert "process 0 of 2: wrote 2 pivots, 4 tuned generators and invert.json" in results[0][1]
     assert "process 1 of 2: wrote 2 pivots to" in results[1][1] and "process 0 writes the tuned" in results[1][1]
-    got, want = contents(tmp_path / "job"), contents(tmp_path / "one")
+    got, want = (output_files(tmp_path / name, checkpoint_kind="stylegan2-generator") for name in ("job", "one"))
     assert sorted(got) == sorted(want) and any(name.startswith("photo3_G/") for name in want)
     for name, value in want.items():
         if isinstance(value, np.ndarray):
@@ -82,7 +62,7 @@ def test_a_process_that_holds_no_photo_takes_part_and_writes_none(setup, tmp_pat
     assert "process 1 of 2: wrote 0 pivots to" in results[1][1]
     code, out, err = run_one_process(args_of({**setup, "photos": setup["photos"][:1]}, tmp_path / "one"), devices=2)
     assert code == 0, err
-    got, want = contents(tmp_path / "job"), contents(tmp_path / "one")
+    got, want = (output_files(tmp_path / name, checkpoint_kind="stylegan2-generator") for name in ("job", "one"))
     assert sorted(got) == sorted(want)
     np.testing.assert_allclose(got["photo0_ws.npy"], want["photo0_ws.npy"], atol=1e-5)
     assert [e["name"] for e in got["invert.json"]["images"]] == ["photo0"]
