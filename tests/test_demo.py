@@ -6,6 +6,7 @@ import json
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxgan.demo import bundled_checkpoint
 
@@ -20,6 +21,7 @@ def test_the_bundled_model_ships_with_its_training_record():
     assert size < 20e6, f"the bundled checkpoint is {size / 1e6:.1f} MB; the issue allows 20 MB"
 
 
+@pytest.mark.slow  # a quality check of the bundled encoder, 26 s (CI keeps tests/cli/test_demo.py's encoder start)
 def test_the_bundled_encoder_reconstructs_held_out_faces_better_than_the_mean_face():
     from jaxgan.checkpoint import load_model, read_sidecar
     from jaxgan.data import toyfaces

@@ -87,7 +87,7 @@ def invert_command(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder
     LPIPS, MSE and PSNR, the settings and the file names. Each batch's files are written as it finishes.
     With --coordinator / --num-processes / --process-id (or under srun) one job spans several processes: each
     reads and inverts its share of every batch and writes its images' files; process 0 writes invert.json (with
-    --method pti each process tunes its share of every batch on its own devices).
+    --method pti also every tuned generator, which the others send it).
 
     With --method pti (PTI's settings: the pivot from its W projector, 450 steps at lr 0.01 from the mean of 600
     mapped z; tuning with Adam 3e-4 on MSE + LPIPS-AlexNet, at most 350 steps, stopping at LPIPS 0.06) each image
@@ -276,10 +276,9 @@ def _pti(ckpt, images, lpips_ckpt, space, steps, encoder_ckpt, encoder_bn, lpips
             every, checkpoint=ckpt, lpips_checkpoint=lpips_ckpt, lpips_alex_checkpoint=lpips_alex_ckpt,
             settings=settings, loss_names=pti.loss_names(cfg.locality),
             pivot_loss_names=None if pivots is not None else invert.loss_names(space, encoder is not None))})
-    summary = f" and {invert_outputs.SUMMARY_NAME}" if distributed.is_primary() else ""
     if distributed.is_primary():
         click.echo(f"{distributed.message_prefix()}wrote {plural(len(mine), 'pivot')}, "
-                   f"{plural(written, 'tuned generator')}{summary} to {outdir}")
+                   f"{plural(written, 'tuned generator')} and {invert_outputs.SUMMARY_NAME} to {outdir}")
     else:
         click.echo(f"{distributed.message_prefix()}wrote {plural(len(mine), 'pivot')} to {outdir} (process 0 "
                    "writes the tuned generators)")

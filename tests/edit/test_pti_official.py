@@ -135,6 +135,7 @@ def test_tuning_without_the_regulariser_matches_the_official_run():
     np.testing.assert_allclose(final, nchw_to_nhwc(data["tune_off/img_final"])[0], rtol=0, atol=IMAGE_ATOL)
 
 
+@pytest.mark.slow  # CI keeps the run without the regulariser and the first tuning gradients
 def test_tuning_with_the_locality_regulariser_matches_the_official_run():
     """Forward by forward, with the trace's numpy samples z: the regulariser's latents, images and terms, each
     forward's image and losses, and the tuned parameters."""

@@ -37,4 +37,3 @@ def test_grid_round_trip_stays_within_float32_rounding_of_the_pixel():
     assert np.max(np.abs(back - pixels)) <= 2 * np.spacing(np.float32(256))
     # An exact integer may come back just below itself, which is why the round trip is kept (floor changes).
     assert np.any(np.asarray(grid_coordinate(np.arange(256, dtype=np.float32), 256)) != np.arange(256))
-

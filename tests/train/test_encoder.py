@@ -129,6 +129,7 @@ def test_without_lpips_the_lpips_terms_are_dropped(G, E):
     assert set(terms) == {"real_mse", "real_loss"} and float(terms["real_loss"]) == float(terms["real_mse"])
 
 
+@pytest.mark.slow  # a convergence check
 def test_the_sampling_loss_falls(G, E):
     """15 sampling steps on one batch of samples (a fixed key), at a learning rate for a tiny network."""
     opt, key, losses = te.init_optimizer(E, TINY), jax.random.key(11), []
