@@ -126,6 +126,14 @@ def generator_checkpoint(tmp_path_factory):
     return convert_once("sg2ada", tmp_path_factory, fixture_path("sg2ada_res64.pkl"))[0]
 
 
+def editgan_checkpoints(tmp_path_factory):
+    """(G, S): the 64 px EditGAN-layout (rosinality) generator and its segmentation branch as jaxgan checkpoints."""
+    G = convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
+    S = convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"), "--kind",
+                     "segbranch")[0]
+    return G, S
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Naive reference ops: numpy loops written from the definitions, no convolution routine
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import convert_once, fixture_path, lpips_checkpoint, output_files, run_job, run_one_process
+from tests.helpers import editgan_checkpoints, lpips_checkpoint, output_files, run_job, run_one_process
 
 STEPS = 3
 EDITS = 4
@@ -25,9 +25,7 @@ def setup(tmp_path_factory):
     from jaxgan import sampling
     from jaxgan.checkpoint import load_model
     from jaxgan.models import stylegan2
-    G = convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
-    S = convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"), "--kind",
-                     "segbranch")[0]
+    G, S = editgan_checkpoints(tmp_path_factory)
     root = tmp_path_factory.mktemp("editgan_job")
     generator = load_model(G, "stylegan2-generator")
     z = sampling.z_from_seeds(list(range(EDITS)), generator.config.z_dim)

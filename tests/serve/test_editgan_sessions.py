@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import (ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_data_url,
+from tests.helpers import (ServerProcess, editgan_checkpoints, lpips_checkpoint, png_data_url,
                            wait_session_end)
 
 http = httpx.Client(timeout=300)  # the first request of a kind waits for its compilation
@@ -23,9 +23,7 @@ def decode(url: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    G = convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
-    S = convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"), "--kind",
-                     "segbranch")[0]
+    G, S = editgan_checkpoints(tmp_path_factory)
     return G, S, lpips_checkpoint(tmp_path_factory)[0]
 
 

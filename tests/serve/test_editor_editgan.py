@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers import ServerProcess, convert_once, fixture_path, lpips_checkpoint, png_pixels
+from tests.helpers import ServerProcess, editgan_checkpoints, lpips_checkpoint, png_pixels
 
 http = httpx.Client(timeout=300)
 RES = 64
@@ -17,9 +17,7 @@ RES = 64
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    G = convert_once("rosinality", tmp_path_factory, fixture_path("rosinality_G_res64.pt"))[0]
-    S = convert_once("segbranch", tmp_path_factory, fixture_path("editgan_classifiers_res64"), "--kind",
-                     "segbranch")[0]
+    G, S = editgan_checkpoints(tmp_path_factory)
     L = lpips_checkpoint(tmp_path_factory)[0]
     proc = ServerProcess(str(G), "--seg", f"{G.resolve().name}={S}", "--lpips", str(L), "--max-steps", "10",
                          "--max-sessions", "8")
