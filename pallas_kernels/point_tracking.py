@@ -29,12 +29,11 @@ r = 6 at 256 px) is large for registers; a GPU version would loop over channel c
 mode on CPU**: never lowered or run on a GPU; GPU performance unmeasured.
 """
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from pallas_kernels.common import next_pow2, triton_params
+from pallas_kernels.common import next_pow2, output_struct, triton_params
 
 
 def nearest_in_window(feat, refs, points, radius: int, *, interpret: bool = False):
@@ -69,7 +68,7 @@ def nearest_in_window(feat, refs, points, radius: int, *, interpret: bool = Fals
 
     return pl.pallas_call(
         body,
-        out_shape=jax.ShapeDtypeStruct((p, 2), jnp.int32),
+        out_shape=output_struct((p, 2), jnp.int32, feat, refs, points),
         grid=(p,),
         interpret=interpret,
         compiler_params=None if interpret else triton_params(),

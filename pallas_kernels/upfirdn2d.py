@@ -40,7 +40,7 @@ from jax.experimental import pallas as pl
 from jaxgan.ops.upfirdn2d_plan import (AxisPlan, Padding, axis_plan, correlation_kernel, parse_padding, parse_scaling,
                                        transposed_padding)
 from jaxgan.ops.upfirdn2d_xla import upfirdn2d_xla
-from pallas_kernels.common import next_pow2, triton_params
+from pallas_kernels.common import next_pow2, output_struct, triton_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,7 @@ def fir_call(x, kernel, plan_y: AxisPlan, plan_x: AxisPlan, *, interpret: bool, 
 
     out = pl.pallas_call(
         body,
-        out_shape=jax.ShapeDtypeStruct((n, plan_y.up * qy, plan_x.up * qx, cp), out_dtype or x.dtype),
+        out_shape=output_struct((n, plan_y.up * qy, plan_x.up * qx, cp), out_dtype or x.dtype, xe, *extra),
         grid=(n, qy // tile.rows, qx // tile.cols, cp // tile.channels),
         interpret=interpret,
         compiler_params=None if interpret else triton_params(),
