@@ -32,6 +32,12 @@ under `--official`; the official code is imported from PATH at run time.
     python scripts/bench_drag.py --sessions 1,4,16 --sessions-at 512=1,4 --repeats 3 --out r.json
     python scripts/bench_drag.py --official ../DragGAN --sessions 1 --resolutions 256
     python scripts/bench_drag.py --memory-only --sessions 1,4                # XLA's temporaries per session
+    python scripts/bench_drag.py --sessions 1,16,64 --implementation pallas  # on a GPU: the Pallas kernels
+
+`--implementation xla|pallas` sets the process default (`jaxgan.ops.set_default_implementation`) before anything is
+traced: point tracking and every other op that has a kernel (the generator's epilogues and FIRs) use it. Without
+it the decision table in jaxgan/ops/implementation.py chooses. Pallas on CPU means interpret mode (meaningless for
+speed).
 
 Every row also has XLA's memory analysis of the compiled step (`step_memory`: temporaries per session), the
 figure that decides how many sessions fit on a device.
@@ -58,6 +64,7 @@ from bench_common import machine_info, peak_memory, write_report  # noqa: E402
 from jaxgan import parallel  # noqa: E402
 from jaxgan.edit import drag  # noqa: E402
 from jaxgan.models import stylegan2  # noqa: E402
+from jaxgan.ops import set_default_implementation  # noqa: E402
 
 Z_DIM = 512          # the official renderer hard-codes randn(1, 512)
 LAMBDA_MASK = 20.0   # what both official UIs pass
@@ -88,6 +95,9 @@ def parse_args(argv=None):
     p.add_argument("--official-num-fp16-res", type=int, default=0,
                    help="num_fp16_res of the official generator (default 0: float32 like jaxgan; official "
                         "NVIDIA pickles use 4, which matters on GPU only)")
+    p.add_argument("--implementation", choices=("xla", "pallas"), default=None,
+                   help="hot-op implementation, point tracking included (set_default_implementation; default: "
+                        "the table in jaxgan/ops/implementation.py); pallas on CPU = interpret mode")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
     args.resolutions = [int(r) for r in args.resolutions.split(",")]
@@ -371,6 +381,8 @@ def bench_resolution(resolution: int, args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.implementation is not None:
+        set_default_implementation(args.implementation)
     results = [bench_resolution(res, args) for res in args.resolutions]
     report = {
         "benchmark": "DragGAN drag step (jaxgan.edit.drag.make_batched_step), float32, random config-F weights",
@@ -380,7 +392,7 @@ def main(argv=None):
                      "channel_base": args.channel_base, "channel_max": args.channel_max,
                      "mapping_layers": args.mapping_layers, "conv_clamp": args.conv_clamp,
                      "max_steps": MAX_STEPS, "official": args.official is not None,
-                     "memory_only": args.memory_only},
+                     "memory_only": args.memory_only, "implementation": args.implementation or "default table"},
         "machine": machine_info(),
         "results": results,
     }

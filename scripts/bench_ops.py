@@ -1,9 +1,10 @@
 """Per-op timings of the hot ops, per implementation: XLA (the default), Pallas (pallas_kernels/) and, for the FIR
 ops, the step-by-step reference (zero-stuff + depthwise convolution, the XLA formulation before the polyphase one).
 
-Writes one JSON object (stdout, and `--out`). Shapes follow one synthesis layer at `--resolution` with
-`--channels` channels and batch `--batch` (the layer shapes where the
-generator spends its time, by `bench_generator.py`'s analytic FLOP count):
+Writes one JSON object (stdout, and `--out`); each row records the shapes of the op's array inputs (`shape`) and
+outputs (`output_shape`), from which the FIR and epilogue rows' achieved bandwidth follows (scripts/results/README.md).
+Shapes follow one synthesis layer at `--resolution` with `--channels` channels and batch `--batch` (the layer
+shapes where the generator spends its time, by `bench_generator.py`'s analytic FLOP count):
 
 * upfirdn2d_up2: `upsample2d` [1,3,3,1] of [N, R/2, R/2, C] (the skip architecture's image upsampling, and every
   1x1 up-conv);
@@ -150,7 +151,8 @@ def main(argv=None):
                 continue
             fn, inputs = built
             repeats = pallas_repeats if impl == "pallas" else args.repeats
-            row = {"op": name, "implementation": impl, "shape": [list(np.shape(x)) for x in inputs]}
+            row = {"op": name, "implementation": impl, "shape": [list(np.shape(x)) for x in inputs],
+                   "output_shape": [list(o.shape) for o in jax.tree_util.tree_leaves(jax.eval_shape(fn, *inputs))]}
             if impl == "pallas" and not on_gpu:
                 row["note"] = "interpret mode on CPU: correct, meaningless for speed"
             first, med = median_time(jax.jit(fn), inputs, repeats)

@@ -18,6 +18,7 @@ LONGEST_FIRST = (
     "serve/test_editor.py", "cli/test_invert_pti.py", "cli/test_editgan.py", "cli/test_stylegan3.py",
     "edit/test_pti_official.py", "serve/test_stylegan3_serving.py", "serve/test_editor_editgan.py",
     "cli/test_train_encoder.py", "serve/test_lifecycle.py", "distributed/test_generate_job.py",
+    "scripts/test_gpu_check.py",
 )
 
 
