@@ -9,7 +9,9 @@ the line numbers below are in that file), step for step:
    `init_network` sets a StyleGAN3 input transform to the identity, which `generators.with_user_transform` does).
    The resized map is only read (at the handles, in the search windows and patches, and by the mask term), and the
    resize is linear, so it is read through its taps where it is needed (`resize.resize_bilinear_at`; the mask term
-   a band of rows at a time) and neither it nor its gradient is ever formed at the image size;
+   a band of rows at a time) and neither it nor its gradient is ever formed at the image size. Only the blocks up
+   to the feature are differentiated (`generators.synthesis_until`); the image's later blocks run after the
+   gradient (`synthesis_after`), without a backward pass and without adding to its peak memory;
 3. on the first step after the points were (re)set, keep that feature map (F0) and the handle features (lines 320-326);
 4. track every handle by the nearest reference feature (L2, first minimum, row-major) in its clipped
    (2*r2+1)^2 window (lines 329-341);
@@ -45,6 +47,7 @@ from jaxgan.nn.split import SplitModel
 from jaxgan.ops.grid_sample import grid_coordinate, sample_bilinear_zeros_of
 from jaxgan.ops.point_tracking import nearest_in_window_of
 from jaxgan.ops.resize import resize_bilinear_at, resize_bilinear_rows
+from jaxgan.ops.scheduling import computed_after
 
 NUM_OPTIMIZED_WS = 6  # the official code optimises ws[:, :6] and holds the rest at w0 (renderer.py:297-300)
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults
@@ -390,7 +393,8 @@ def motion_loss(cfg: DragConfig, feat, points, targets, active):
     return jnp.where(active, terms, 0)
 
 
-MASK_BAND_ROWS = 16  # image rows of the resized features formed at a time by `mask_term`
+MASK_BAND_ROWS = 8  # image rows of the resized features formed at a time by `mask_term` (16: 17 MB more XLA
+# temporaries at 256 px, 1% less time)
 
 
 def mask_term(cfg: DragConfig, feat, feat0, mask):
@@ -421,11 +425,12 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
     ws = assemble_ws(cfg, state.w, state.w0, state.w_space)
 
     def feature_of(w):
-        img, features = generators.synthesis(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
-                                             noise_mode=cfg.noise_mode, return_features=True)
-        return features[cfg.feature_idx][0], img[0]
+        feature, carry = generators.synthesis_until(G, assemble_ws(cfg, w, state.w0, state.w_space)[None],
+                                                    cfg.feature_idx, noise_mode=cfg.noise_mode)
+        return feature[0], carry
 
-    feat, feat_vjp, img = jax.vjp(feature_of, state.w, has_aux=True)
+    # Only the blocks up to the feature are differentiated; the rest of the image is rendered after the gradient.
+    feat, feat_vjp, carry = jax.vjp(feature_of, state.w, has_aux=True)
 
     # References: taken on the first step after a (re)set from this very forward pass (renderer.py:320-326). The
     # resized features are read where they are needed (handles, windows, patches, mask bands), never stored whole.
@@ -452,6 +457,10 @@ def drag_step(G: SplitModel, state: DragState, cfg: DragConfig) -> tuple[DragSta
     reg_term, grad_reg = jax.value_and_grad(latent_loss)(state.w)
     (grad,) = feat_vjp(grad_feat)
     grad = grad + state.reg * grad_reg
+    # The image's later blocks wait for the gradient (`computed_after`): run during the backward pass, as XLA's
+    # CPU schedule did, their image-size maps added to its peak (68 of 284 MB at 256 px).
+    img = generators.synthesis_after(G, ws[None], cfg.feature_idx, computed_after(carry, grad),
+                                     noise_mode=cfg.noise_mode)[0]
 
     active = ~state.done
     update = active & ~stop & (state.steps_done < state.max_steps)

@@ -39,6 +39,22 @@ def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, r
                                       return_features=return_features, **family_options)
 
 
+def synthesis_until(G: SplitModel, ws, index: int, *, noise_mode: str = "const", noise_key=None, **family_options):
+    """The synthesis up to feature `index` of `synthesis(..., return_features=True)`: (that feature, a carry).
+
+    With `synthesis_after`, the same image as `synthesis` in two parts, so that a caller can differentiate the
+    feature alone and render the image's remaining blocks without a backward pass (DragGAN's step)."""
+    return family(G.config).synthesis_until(G, ws, index, noise_mode=noise_mode, noise_key=noise_key,
+                                            **family_options)
+
+
+def synthesis_after(G: SplitModel, ws, index: int, carry, *, noise_mode: str = "const", noise_key=None,
+                    **family_options):
+    """The rest of the synthesis after `synthesis_until(G, ws, index)`: images [N, R, R, C]."""
+    return family(G.config).synthesis_after(G, ws, index, carry, noise_mode=noise_mode, noise_key=noise_key,
+                                            **family_options)
+
+
 def generate(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None,
              noise_mode: str = "const", noise_key=None, **family_options):
     """Mapping then synthesis: z [N, z_dim] -> images [N, R, R, C]."""

@@ -287,22 +287,47 @@ class SynthesisNetwork(nnx.Module):
         each block's output x (return_features=True or "blocks") or every layer's output ("layers")."""
         if return_features not in FEATURE_KINDS:
             raise ValueError(f"return_features must be one of {FEATURE_KINDS}, got {return_features!r}")
+        ws = self._checked(ws)
+        _, img, features = self.run_blocks(ws, None, None, 0, len(self.cfg.block_resolutions), noise_mode=noise_mode,
+                                           noise_key=noise_key, fused=fused, return_features=return_features)
+        return (img, tuple(features)) if return_features else img
+
+    def until_block(self, ws, index: int, *, noise_mode="const", noise_key=None, fused=False):
+        """Blocks 0 .. index: (block `index`'s output x, the carry (x, img) that `from_block` continues from)."""
+        ws = self._checked(ws)
+        x, img, _ = self.run_blocks(ws, None, None, 0, index + 1, noise_mode=noise_mode, noise_key=noise_key,
+                                    fused=fused)
+        return x, (x, img)
+
+    def from_block(self, ws, index: int, carry, *, noise_mode="const", noise_key=None, fused=False):
+        """The blocks after `index`, from `until_block`'s carry: the image, as `__call__` computes it."""
+        ws = self._checked(ws)
+        x, img = carry
+        _, img, _ = self.run_blocks(ws, x, img, index + 1, len(self.cfg.block_resolutions), noise_mode=noise_mode,
+                                    noise_key=noise_key, fused=fused)
+        return img
+
+    def _checked(self, ws):
         cfg = self.cfg
         if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
             raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
-        ws = jnp.asarray(ws, jnp.float32)
-        x = img = None
+        return jnp.asarray(ws, jnp.float32)
+
+    def run_blocks(self, ws, x, img, start: int, stop: int, *, noise_mode, noise_key, fused, return_features=False):
+        """Blocks start .. stop - 1 from their input (x, img): (x, img, the features of those blocks)."""
         features = []
         w_idx = 0
-        for res in cfg.block_resolutions:
+        for index, res in enumerate(self.cfg.block_resolutions[:stop]):
             block = getattr(self, f"b{res}")
             # Each block's torgb shares its w with the next block's conv0 (`SynthesisNetwork.forward`).
             block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
             w_idx += block.num_conv
+            if index < start:
+                continue
             key = None if noise_key is None else jax.random.fold_in(noise_key, res)
             x, img, layer_outputs = block(x, img, block_ws, noise_mode=noise_mode, noise_key=key, fused=fused)
             features.extend(layer_outputs if return_features == "layers" else (x,))
-        return (img, tuple(features)) if return_features else img
+        return x, img, features
 
 
 class Generator(nnx.Module):
@@ -452,6 +477,21 @@ def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, f
     """
     return G.module().synthesis(ws, noise_mode=noise_mode, noise_key=noise_key, fused=fused_modconv,
                                 return_features=return_features)
+
+
+def synthesis_until(G: SplitModel, ws, index: int, *, noise_mode: str = "const", noise_key=None,
+                    fused_modconv: bool = False):
+    """The synthesis up to feature `index` of `synthesis(..., return_features=True)` (block `index`'s output):
+    (that feature, a carry). `synthesis_after(G, ws, index, carry)` then renders the image, the same as
+    `synthesis` does, so that a caller can differentiate the feature alone and render the image afterwards."""
+    return G.module().synthesis.until_block(ws, index, noise_mode=noise_mode, noise_key=noise_key, fused=fused_modconv)
+
+
+def synthesis_after(G: SplitModel, ws, index: int, carry, *, noise_mode: str = "const", noise_key=None,
+                    fused_modconv: bool = False):
+    """The rest of the synthesis after `synthesis_until(G, ws, index)`: images [N, R, R, C]."""
+    return G.module().synthesis.from_block(ws, index, carry, noise_mode=noise_mode, noise_key=noise_key,
+                                           fused=fused_modconv)
 
 
 def generate(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None,

@@ -289,22 +289,45 @@ class SynthesisNetwork(nnx.Module):
     def __call__(self, ws, *, noise_mode="const", noise_key=None, return_features=False):
         """ws [N, num_ws, w_dim] -> img [N, R, R, img_channels] (times output_scale), and with return_features
         every layer's output, the last (ToRGB) before output_scale (DragGAN's renderer's feature list)."""
-        del noise_key  # StyleGAN3 has no noise inputs; noise_mode is accepted and unused, as the official layers
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        del noise_key  # no noise inputs
         if return_features not in FEATURE_KINDS:
             raise ValueError(f"return_features must be one of {FEATURE_KINDS}, got {return_features!r}")
+        ws = self._checked(ws, noise_mode)
+        x, features = self.run_layers(ws, self.input(ws[:, 0]), 0, len(self.layer_names))
+        img = self._scaled(x)
+        return (img, tuple(features)) if return_features else img
+
+    def until_layer(self, ws, index: int, *, noise_mode="const"):
+        """The input and layers 0 .. index: (layer `index`'s output, the carry that `from_layer` continues from)."""
+        ws = self._checked(ws, noise_mode)
+        x, _ = self.run_layers(ws, self.input(ws[:, 0]), 0, index + 1)
+        return x, x
+
+    def from_layer(self, ws, index: int, carry, *, noise_mode="const"):
+        """The layers after `index` and the output scale, from `until_layer`'s carry: the image."""
+        ws = self._checked(ws, noise_mode)
+        x, _ = self.run_layers(ws, carry, index + 1, len(self.layer_names))
+        return self._scaled(x)
+
+    def _checked(self, ws, noise_mode):
+        # StyleGAN3 has no noise inputs; noise_mode is accepted and unused, as the official layers do.
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         cfg = self.cfg
         if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
             raise ValueError(f"ws must have shape [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
-        ws = jnp.asarray(ws, jnp.float32)
-        x = self.input(ws[:, 0])
+        return jnp.asarray(ws, jnp.float32)
+
+    def run_layers(self, ws, x, start: int, stop: int):
+        """Layers start .. stop - 1 from their input x: (x, every one of those layers' outputs)."""
         features = []
-        for idx, name in enumerate(self.layer_names):
-            x = getattr(self, name)(x, ws[:, idx + 1])
+        for idx in range(start, stop):
+            x = getattr(self, self.layer_names[idx])(x, ws[:, idx + 1])
             features.append(x)
-        img = x * np.float32(cfg.output_scale) if cfg.output_scale != 1 else x
-        return (img, tuple(features)) if return_features else img
+        return x, features
+
+    def _scaled(self, x):
+        return x * np.float32(self.cfg.output_scale) if self.cfg.output_scale != 1 else x
 
 
 class Generator(nnx.Module):
@@ -332,6 +355,19 @@ def synthesis(G: SplitModel, ws, *, noise_mode: str = "const", noise_key=None, r
     """ws [N, num_ws, w_dim] -> images [N, R, R, C], float32, nominally in [-1, 1] (unclipped). With
     return_features (True or "layers"), also every synthesis layer's output (NHWC, margins included)."""
     return G.module().synthesis(ws, noise_mode=noise_mode, noise_key=noise_key, return_features=return_features)
+
+
+def synthesis_until(G: SplitModel, ws, index: int, *, noise_mode: str = "const", noise_key=None):
+    """The synthesis up to feature `index` of `synthesis(..., return_features=True)` (layer `index`'s output):
+    (that feature, a carry for `synthesis_after`). As jaxgan.models.stylegan2.synthesis_until."""
+    del noise_key
+    return G.module().synthesis.until_layer(ws, index, noise_mode=noise_mode)
+
+
+def synthesis_after(G: SplitModel, ws, index: int, carry, *, noise_mode: str = "const", noise_key=None):
+    """The rest of the synthesis after `synthesis_until(G, ws, index)`: images [N, R, R, C]."""
+    del noise_key
+    return G.module().synthesis.from_layer(ws, index, carry, noise_mode=noise_mode)
 
 
 def generate(G: SplitModel, z, c=None, *, truncation_psi=1.0, truncation_cutoff: int | None = None,

@@ -14,11 +14,16 @@ so that `modulated_conv2d` can fuse that filter into the layer's epilogue (jaxga
 `implementation` reaches the FIR filters (`upfirdn2d`); the convolutions are always XLA's.
 """
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxgan.ops.scheduling import computed_after
 from jaxgan.ops.upfirdn2d import upfirdn2d
 from jaxgan.ops.upfirdn2d_plan import Padding, filter_size, parse_padding, parse_scaling
+from jaxgan.ops.varying import varying_alike
 
 _DIMS = ("NHWC", "OIHW", "NHWC")
 
@@ -28,7 +33,17 @@ def _conv2d(x, w, stride=1, padding=(0, 0), transpose=False, flip_weight=True):
 
     `padding` is (py, px) as in torch. `flip_weight=True` is correlation, as torch's conv2d; for the transposed
     case the weight is [O, I] here (the official code transposes it to [I, O] before `conv_transpose2d`).
+
+    The weight's flip and XLA's layout copy of it are made when the layer runs (`computed_after` its input, and
+    in the backward pass its incoming gradient; `_conv_with_late_weight_grad`): as plain lax ops the copies
+    depend only on the parameters, and XLA's CPU schedule made all of them at the start and held them, 9 MB per
+    512-channel layer (twice with a gradient), 85 MB of a 256 px config-F synthesis.
     """
+    x, w = varying_alike(x, w)  # a custom_vjp under shard_map (jaxgan/ops/varying.py)
+    return _conv_with_late_weight_grad(x, w, stride, tuple(padding), transpose, flip_weight)
+
+
+def _plain_conv(x, w, stride, padding, transpose, flip_weight):
     py, px = padding
     kh, kw = w.shape[2], w.shape[3]
     w = w.astype(x.dtype)
@@ -44,6 +59,26 @@ def _conv2d(x, w, stride=1, padding=(0, 0), transpose=False, flip_weight=True):
     return lax.conv_general_dilated(
         x, w, window_strides=(1, 1), padding=((kh - 1 - py, kh - 1 - py), (kw - 1 - px, kw - 1 - px)),
         lhs_dilation=(stride, stride), dimension_numbers=_DIMS)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_with_late_weight_grad(x, w, stride, padding, transpose, flip_weight):
+    return _plain_conv(x, computed_after(w, x), stride, padding, transpose, flip_weight)
+
+
+def _conv_fwd(x, w, stride, padding, transpose, flip_weight):
+    return _conv_with_late_weight_grad(x, w, stride, padding, transpose, flip_weight), (x, w)
+
+
+def _conv_bwd(stride, padding, transpose, flip_weight, residuals, g):
+    # The weight's flip and layout copy wait for the incoming gradient, i.e. for the backward pass to get here.
+    x, w = residuals
+    w = computed_after(w, g)
+    _, conv_vjp = jax.vjp(lambda x_, w_: _plain_conv(x_, w_, stride, padding, transpose, flip_weight), x, w)
+    return conv_vjp(g)
+
+
+_conv_with_late_weight_grad.defvjp(_conv_fwd, _conv_bwd)
 
 
 def _folded_padding(w_shape, f, up: int, down: int, padding: Padding) -> tuple[int, int, int, int]:
