@@ -3,8 +3,9 @@
 Inside `shard_map`, every value's type says over which mesh axes it varies (`jax.typeof(x).manual_axis_type`),
 and a custom_vjp's backward rule must return cotangents of exactly its arguments' types. A custom_vjp op that mixes
 a replicated weight with per-device activations would have to return a per-device weight cotangent as a
-replicated one. Casting the arguments to the union of their axes before the call (`jax.lax.pcast(..., to="varying")`, free
-at run time) leaves that sum over devices to JAX's own transpose of the cast, as for any jnp op.
+replicated one. Casting the arguments to the union of their axes before the call
+(`jax.lax.pcast(..., to="varying")`, free at run time) leaves that sum over devices to JAX's own transpose of the
+cast, as for any jnp op.
 """
 
 import jax

@@ -26,5 +26,5 @@ def test_gradients_under_shard_map_are_the_unsharded_ones():
         return jax.vmap(per_problem, in_axes=(None, 0, 0))(weight, *batch)
     sharded = parallel.shard_problems(per_device, parallel.data_mesh())(weight, (xs, styles))
     alone = jax.vmap(per_problem, in_axes=(None, 0, 0))(weight, xs, styles)
-    for a, b in zip(sharded, alone):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-5)  # two programs: float32 rounding apart
+    for a, b in zip(sharded, alone):  # two programs: float32 rounding apart
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-5)
