@@ -120,6 +120,10 @@ if (( DRY )); then
         export JAX_COMPILATION_CACHE_DIR="$CACHE"
     fi
     export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+    # XLA's CPU backend without its expensive LLVM passes: the same programs, compiled in less time (a dry run's
+    # timings mean nothing; measured: 121 s instead of 146 s for the whole dry run, cold cache).
+    FAST_COMPILE="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }$FAST_COMPILE"
 else
     MODE=gpu
     export JAX_PLATFORMS="${JAX_PLATFORMS:-cuda}"

@@ -13,12 +13,12 @@ pytest.register_assert_rewrite("tests.helpers")  # its asserts (assert_refused, 
 # --dist loadfile` a worker takes whole files in collection order, so one of these collected last (tests/train/ is)
 # would leave the other worker idle for minutes at the end of the run.
 LONGEST_FIRST = (
-    "distributed/test_pti_job.py", "distributed/test_train_job.py", "distributed/test_editgan_job.py",
+    "scripts/test_gpu_check.py", "distributed/test_pti_job.py", "distributed/test_train_job.py",
+    "distributed/test_editgan_job.py",
     "serve/test_pti_sessions.py", "train/test_stylegan2.py", "train/test_encoder.py", "distributed/test_invert_job.py",
     "serve/test_editor.py", "cli/test_invert_pti.py", "cli/test_editgan.py", "cli/test_stylegan3.py",
     "edit/test_pti_official.py", "serve/test_stylegan3_serving.py", "serve/test_editor_editgan.py",
     "cli/test_train_encoder.py", "serve/test_lifecycle.py", "distributed/test_generate_job.py",
-    "scripts/test_gpu_check.py",
 )
 
 

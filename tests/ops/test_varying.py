@@ -4,12 +4,14 @@ weights and per-device activations, and give the unsharded gradients."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxgan import parallel
 from jaxgan.ops.conv2d_resample import conv2d_resample
 from jaxgan.ops.modulated_conv2d import demodulation_coefficients
 
 
+@pytest.mark.slow  # 18 s in CI; tests/edit/test_drag.py's sharded sessions run these ops under shard_map too
 def test_gradients_under_shard_map_are_the_unsharded_ones():
     weight = jax.random.normal(jax.random.key(0), (5, 4, 3, 3))
     n = 2 * jax.device_count()  # two problems per device
