@@ -67,15 +67,16 @@ def row(step, what, implementation, size, median_s=None, throughput=None, unit="
 
 def with_peaks(r: dict, peaks: dict | None, gflop_per_s=None, gb_per_s=None) -> dict:
     """Add analytic GFLOP/s (fractions of FP32 / TF32 peak) or achieved GB/s (fraction of HBM peak) to a row."""
+    # Fractions to 6 places: a tiny run's (--dry) are of order 1e-5 and must still show which peak was used.
     if gflop_per_s is not None:
         r["analytic_gflop_per_s"] = gflop_per_s
         if peaks:
-            r["fraction_of_fp32_peak"] = round(gflop_per_s / (1e3 * peaks["fp32_tflop_per_s"]), 4)
-            r["fraction_of_tf32_peak"] = round(gflop_per_s / (1e3 * peaks["tf32_tflop_per_s"]), 4)
+            r["fraction_of_fp32_peak"] = round(gflop_per_s / (1e3 * peaks["fp32_tflop_per_s"]), 6)
+            r["fraction_of_tf32_peak"] = round(gflop_per_s / (1e3 * peaks["tf32_tflop_per_s"]), 6)
     if gb_per_s is not None:
-        r["achieved_gb_per_s"] = round(gb_per_s, 2)
+        r["achieved_gb_per_s"] = round(gb_per_s, 4)
         if peaks:
-            r["fraction_of_hbm_peak"] = round(gb_per_s / (1e3 * peaks["hbm_tb_per_s"]), 4)
+            r["fraction_of_hbm_peak"] = round(gb_per_s / (1e3 * peaks["hbm_tb_per_s"]), 6)
     return r
 
 
