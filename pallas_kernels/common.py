@@ -9,10 +9,13 @@
 - `output_struct`: a `pallas_call` output's shape and dtype, varying over the mesh axes its inputs vary over, as
   `pallas_call` requires inside `jax.shard_map` (where jaxgan's batched programs run).
 
-A leaf module: it imports no kernel and nothing from jaxgan.
+It imports no kernel; from jaxgan only the leaf `jaxgan.ops.varying` (the varying-axes lookup it shares with
+the custom-VJP ops).
 """
 
 import jax
+
+from jaxgan.ops.varying import varying_axes
 
 
 def next_pow2(n: int) -> int:
@@ -31,5 +34,5 @@ def output_struct(shape, dtype, *inputs):
     `inputs` varies over. Inside `jax.shard_map` with `check_vma` (jaxgan.parallel's batched programs: DragGAN,
     EditGAN, inversion, serving) pallas_call needs the output's manual axis type; elsewhere it is empty."""
     from jax.sharding import ManualAxisType
-    varying = frozenset().union(*(jax.typeof(x).manual_axis_type.varying for x in inputs))
+    varying = frozenset().union(*(varying_axes(x) for x in inputs))
     return jax.ShapeDtypeStruct(shape, dtype, manual_axis_type=ManualAxisType(varying=varying))
